@@ -1,0 +1,2 @@
+//! Benchmarks and the synthetic session generator they use.
+pub mod synth;

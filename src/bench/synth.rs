@@ -1,0 +1,1 @@
+//! Synthetic sessions (stub, being written).

@@ -1,0 +1,196 @@
+//! The command line: clap definitions, and one handler file per command family.
+//!
+//! Handlers take parsed arguments, call into the pipeline modules, print, and return
+//! `anyhow::Result`. [`main`] maps the result to a named exit code ([`crate::exit_code`]).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+mod bench;
+mod collect;
+mod cook;
+mod fit;
+mod sessions;
+
+/// Rehearse a deploy with synthetic users learned from real ones.
+#[derive(Debug, Parser)]
+#[command(name = "understudy", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the collector: serve capture.js and store the sessions it sends.
+    Collect(CollectArgs),
+    /// List, export and import recorded sessions.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+    /// Turn recorded sessions into actions, signals and outcomes.
+    Cook(CookArgs),
+    /// Fit a Markov behaviour model from recorded sessions.
+    Fit(FitArgs),
+    /// Inspect a fitted model.
+    #[command(subcommand)]
+    Model(ModelCommand),
+    /// Print the capture script, for sites that bundle it themselves.
+    CaptureScript,
+    /// Benchmarks that print figures side by side with their anchors.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct CollectArgs {
+    /// Address to listen on. Loopback unless you say otherwise.
+    #[arg(long, default_value = "127.0.0.1:4318")]
+    pub listen: SocketAddr,
+    /// SQLite file to store sessions in (created if missing).
+    #[arg(long)]
+    pub db: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// List stored sessions.
+    List {
+        #[arg(long)]
+        db: PathBuf,
+        /// One JSON object per session, as a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write one session's batches as NDJSON (one batch per line).
+    Export {
+        /// Session id.
+        id: String,
+        #[arg(long)]
+        db: PathBuf,
+        /// Output file; standard output when omitted.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Import NDJSON batches exported from another machine (all or nothing).
+    Import {
+        /// NDJSON file, as written by `sessions export`.
+        file: PathBuf,
+        #[arg(long)]
+        db: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CookArgs {
+    #[arg(long)]
+    pub db: PathBuf,
+    /// Only this session.
+    #[arg(long)]
+    pub session: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// A goal, `[NAME=]url:/route/*`, `[NAME=]element:SELECTOR` or
+    /// `[NAME=]request:METHOD /path/*`. Repeatable.
+    #[arg(long = "goal", value_name = "SPEC")]
+    pub goals: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct FitArgs {
+    #[arg(long)]
+    pub db: PathBuf,
+    /// Where to write the model (JSON).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// A goal (see `cook --help`). Repeatable.
+    #[arg(long = "goal", value_name = "SPEC")]
+    pub goals: Vec<String>,
+    /// Markov order: 1, or 2 with back-off to 1.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub order: u8,
+    /// Fraction of sessions, latest by start time, held out for evaluation.
+    #[arg(long, default_value_t = 0.2)]
+    pub holdout: f64,
+    /// Seed for the Monte-Carlo estimate of model-implied conversion.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Print a readable summary: top paths, states, and where users leave.
+    Show {
+        file: PathBuf,
+        /// How many rows per section.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Collector ingest on loopback, against raw rusqlite inserts of the same rows.
+    Collect {
+        /// Sessions to send.
+        #[arg(long, default_value_t = 400)]
+        sessions: usize,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 8)]
+        connections: usize,
+    },
+    /// Fit speed, against parsing the same events.
+    Fit {
+        /// Synthetic sessions to fit.
+        #[arg(long, default_value_t = 2000)]
+        sessions: usize,
+    },
+}
+
+/// Parses the command line, runs it, and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            crate::exit_code::for_error(&err)
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs one parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Collect(args) => collect::run(args),
+        Command::Sessions(cmd) => sessions::run(cmd),
+        Command::Cook(args) => cook::run(args),
+        Command::Fit(args) => fit::run(args),
+        Command::Model(ModelCommand::Show { file, top }) => fit::show(&file, top),
+        Command::CaptureScript => {
+            print!("{}", crate::capture::SCRIPT);
+            Ok(crate::exit_code::SUCCESS)
+        }
+        Command::Bench(cmd) => bench::run(cmd),
+    }
+}

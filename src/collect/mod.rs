@@ -1,0 +1,1 @@
+//! The HTTP collector (stub, being written).

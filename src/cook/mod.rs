@@ -1,0 +1,1 @@
+//! Cook: raw events to actions, signals and outcomes (stub, being written).

@@ -1,0 +1,602 @@
+//! The capture wire format: the Rust types for what `capture.js` sends.
+//!
+//! This module is the single source of truth for the format. `capture.js` emits it, the
+//! collector validates and stores it, `cook` reads it. It knows serde and nothing else.
+//!
+//! One POST body (or one NDJSON line of an export) is a [`Batch`]:
+//!
+//! ```json
+//! {"v":1,"sid":"s-…","pvid":"p-…","seq":7,"sent":1733300000123,
+//!  "events":[{"k":"click","t":1733300000100,"id":42,"x":10,"y":20,"tgt":{…}}]}
+//! ```
+//!
+//! * `sid` names the session (one tab, kept across full navigations in `sessionStorage`);
+//!   `pvid` names the page view (one document); `seq` counts batches within the session
+//!   from 0, across page views. `(sid, seq)` is the identity the store deduplicates on.
+//! * Every event has a kind `k` and a wall-clock timestamp `t` in epoch milliseconds.
+//! * Node ids are integers assigned by `capture.js` per page view; `0` means "none".
+//!
+//! Privacy lives in `capture.js`: by the time an event exists, masked text is already
+//! replaced by `*` of the same length, and no input value, query string or header is present.
+//! Readers must still treat every string here as untrusted.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the wire format. `capture.js` sends it as `v`; readers reject other versions.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Upper bound on events in one batch; larger batches are rejected as hostile.
+pub const MAX_EVENTS_PER_BATCH: usize = 50_000;
+
+/// Upper bound on the length of an id string (`sid`, `pvid`).
+pub const MAX_ID_LEN: usize = 128;
+
+/// One unit of transport: the events of one page view, in order, numbered within the session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    /// Schema version, always [`SCHEMA_VERSION`] for this build.
+    pub v: u32,
+    /// Session id.
+    pub sid: String,
+    /// Page-view id.
+    pub pvid: String,
+    /// Sequence number of this batch within the session, from 0.
+    pub seq: u64,
+    /// When the batch left the page (epoch ms), if the page said so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent: Option<i64>,
+    /// The events, in the order they happened.
+    pub events: Vec<Event>,
+}
+
+/// Why a batch is not acceptable, beyond what serde already checks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    #[error("unsupported schema version {found} (this build reads version {SCHEMA_VERSION})")]
+    Version { found: u32 },
+    #[error("field `{field}` must be 1..={MAX_ID_LEN} characters of [A-Za-z0-9_-]")]
+    BadId { field: &'static str },
+    #[error("batch has {0} events; the limit is {MAX_EVENTS_PER_BATCH}")]
+    TooManyEvents(usize),
+    #[error("batch has no events")]
+    Empty,
+}
+
+impl Batch {
+    /// Checks what the type system cannot: version, id shape and size bounds.
+    pub fn validate(&self) -> Result<(), BatchError> {
+        if self.v != SCHEMA_VERSION {
+            return Err(BatchError::Version { found: self.v });
+        }
+        if !valid_id(&self.sid) {
+            return Err(BatchError::BadId { field: "sid" });
+        }
+        if !valid_id(&self.pvid) {
+            return Err(BatchError::BadId { field: "pvid" });
+        }
+        if self.events.is_empty() {
+            return Err(BatchError::Empty);
+        }
+        if self.events.len() > MAX_EVENTS_PER_BATCH {
+            return Err(BatchError::TooManyEvents(self.events.len()));
+        }
+        Ok(())
+    }
+
+    /// Earliest event timestamp in the batch.
+    pub fn first_t(&self) -> Option<i64> {
+        self.events.iter().map(Event::t).min()
+    }
+
+    /// Latest event timestamp in the batch.
+    pub fn last_t(&self) -> Option<i64> {
+        self.events.iter().map(Event::t).max()
+    }
+}
+
+fn valid_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_ID_LEN
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// One thing that happened on the page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "k", rename_all = "lowercase")]
+pub enum Event {
+    /// Start of a page view: where, on what device, and how we got here.
+    Meta(Meta),
+    /// Full DOM snapshot of the document.
+    Snap(Snap),
+    /// A batch of DOM mutations.
+    Mut(Mutation),
+    /// A pointer click (mouse or touch).
+    Click(Click),
+    /// A settled edit of one form field, summarised (never the value).
+    Input(Input),
+    /// A form submission.
+    Submit(Submit),
+    /// A scroll of the document (`id` 0) or of an element.
+    Scroll(Scroll),
+    /// A navigation inside the document (SPA) or the start of one.
+    Nav(Nav),
+    /// The page was hidden or shown.
+    Vis(Vis),
+    /// The viewport changed size.
+    Resize(Resize),
+    /// Throttled pointer positions.
+    Move(Move),
+    /// A console error, an uncaught exception or an unhandled rejection.
+    Err(JsError),
+    /// A finished fetch/XHR request: metadata only.
+    Net(Net),
+    /// A call of the page API `understudy(name, …)`, e.g. `identify`.
+    Custom(Custom),
+}
+
+impl Event {
+    /// The event's timestamp, epoch milliseconds.
+    pub fn t(&self) -> i64 {
+        match self {
+            Event::Meta(e) => e.t,
+            Event::Snap(e) => e.t,
+            Event::Mut(e) => e.t,
+            Event::Click(e) => e.t,
+            Event::Input(e) => e.t,
+            Event::Submit(e) => e.t,
+            Event::Scroll(e) => e.t,
+            Event::Nav(e) => e.t,
+            Event::Vis(e) => e.t,
+            Event::Resize(e) => e.t,
+            Event::Move(e) => e.t,
+            Event::Err(e) => e.t,
+            Event::Net(e) => e.t,
+            Event::Custom(e) => e.t,
+        }
+    }
+
+    /// The kind tag as it appears on the wire.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Meta(_) => "meta",
+            Event::Snap(_) => "snap",
+            Event::Mut(_) => "mut",
+            Event::Click(_) => "click",
+            Event::Input(_) => "input",
+            Event::Submit(_) => "submit",
+            Event::Scroll(_) => "scroll",
+            Event::Nav(_) => "nav",
+            Event::Vis(_) => "vis",
+            Event::Resize(_) => "resize",
+            Event::Move(_) => "move",
+            Event::Err(_) => "err",
+            Event::Net(_) => "net",
+            Event::Custom(_) => "custom",
+        }
+    }
+}
+
+/// How a document came to be loaded (from the Navigation Timing API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadKind {
+    Navigate,
+    Reload,
+    BackForward,
+    Prerender,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    pub t: i64,
+    /// Origin and path of the document, without query string or fragment.
+    pub url: String,
+    /// Path of the referring document when same-origin, else `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<String>,
+    pub load: LoadKind,
+    /// Viewport width and height in CSS pixels.
+    pub w: u32,
+    pub h: u32,
+    /// Device pixel ratio.
+    #[serde(default = "one")]
+    pub dpr: f64,
+    /// Whether the primary pointer is coarse (touch).
+    #[serde(default)]
+    pub touch: bool,
+    /// Version of the capture script that produced this page view.
+    #[serde(default)]
+    pub script: String,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snap {
+    pub t: i64,
+    /// The document node, with the whole tree below it.
+    pub node: Node,
+    /// Initial scroll position of the document.
+    #[serde(default)]
+    pub sx: f64,
+    #[serde(default)]
+    pub sy: f64,
+}
+
+/// DOM node type, as in the DOM's `Node.nodeType`.
+pub mod node_type {
+    pub const ELEMENT: u8 = 1;
+    pub const TEXT: u8 = 3;
+    pub const CDATA: u8 = 4;
+    pub const COMMENT: u8 = 8;
+    pub const DOCUMENT: u8 = 9;
+    pub const DOCTYPE: u8 = 10;
+    pub const FRAGMENT: u8 = 11;
+}
+
+/// A serialised DOM node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    pub id: u64,
+    /// DOM `nodeType` (see [`node_type`]).
+    pub nt: u8,
+    /// Lower-case tag name for elements, doctype name for doctypes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// Attributes of an element, after privacy rules.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub a: BTreeMap<String, String>,
+    /// Text of a text, comment or CDATA node, after masking.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x: Option<String>,
+    /// Children, in document order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub c: Vec<Node>,
+    /// SVG namespace.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub svg: bool,
+    /// Excluded subtree (`data-understudy-exclude`): only its box size is sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excl: Option<[f64; 2]>,
+    /// An open shadow root attached to this element.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<Box<Node>>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mutation {
+    pub t: i64,
+    /// Added subtrees, each placed under `p` before sibling `n` (0 = append).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adds: Vec<Add>,
+    /// Removed nodes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rems: Vec<Remove>,
+    /// Attribute changes; a `None` value removes the attribute.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attrs: Vec<AttrChange>,
+    /// Text changes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub texts: Vec<TextChange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Add {
+    pub p: u64,
+    #[serde(default)]
+    pub n: u64,
+    pub node: Node,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Remove {
+    pub p: u64,
+    pub id: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttrChange {
+    pub id: u64,
+    pub a: BTreeMap<String, Option<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextChange {
+    pub id: u64,
+    pub x: String,
+}
+
+/// What `capture.js` knows about an interaction's target at the moment of the interaction.
+///
+/// Only privacy-safe facts: attribute values that are structural, and names or labels only
+/// when the element sits in an unmasked subtree.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Target {
+    /// Lower-case tag name.
+    pub tag: String,
+    /// `data-testid` (or `data-test-id`, `data-test`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub testid: Option<String>,
+    /// The `id` attribute, when it does not look generated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eid: Option<String>,
+    /// Explicit or implicit ARIA role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Accessible name, only when unmasked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Text of the associated `<label>`, only when unmasked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// The form field's `name` attribute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// `type` attribute of inputs and buttons.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "type")]
+    pub kind: Option<String>,
+    /// A short CSS path from the nearest anchored ancestor.
+    pub path: String,
+    /// Path (no query) of the link target for `<a href>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub href: Option<String>,
+    /// Whether the element looks interactive (link, button, control, role, pointer cursor).
+    #[serde(default)]
+    pub ia: bool,
+    /// Whether a click on it is expected to produce no visible reaction (text field, select…).
+    #[serde(default)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Click {
+    pub t: i64,
+    /// Node id of the target.
+    pub id: u64,
+    /// Viewport coordinates.
+    pub x: f64,
+    pub y: f64,
+    pub tgt: Target,
+    /// Mouse button (0 primary).
+    #[serde(default)]
+    pub btn: u8,
+    /// `isTrusted` of the DOM event.
+    #[serde(default = "yes")]
+    pub trusted: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The class of a value typed or chosen, decided in the page; the value itself never leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueClass {
+    Empty,
+    Email,
+    /// Looks like an e-mail address but is not valid.
+    BadEmail,
+    Number,
+    Phone,
+    /// One to three words.
+    ShortText,
+    LongText,
+    /// A `<select>` choice or a radio button.
+    Choice,
+    /// A checkbox state.
+    Toggle,
+    Date,
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Input {
+    pub t: i64,
+    pub id: u64,
+    pub tgt: Target,
+    /// Class of the final value.
+    pub cls: ValueClass,
+    /// Length of the final value in characters.
+    pub len: u32,
+    /// `input` events seen for this edit (≈ keystrokes).
+    #[serde(default)]
+    pub keys: u32,
+    /// Time from the first to the last `input` event of this edit, ms.
+    #[serde(default)]
+    pub dur: u32,
+    /// Deletions during the edit.
+    #[serde(default)]
+    pub dels: u32,
+    /// Whether text arrived by paste or drop.
+    #[serde(default)]
+    pub paste: bool,
+    /// For selects: the selected index; for toggles: 1 when checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idx: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Submit {
+    pub t: i64,
+    pub id: u64,
+    pub tgt: Target,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scroll {
+    pub t: i64,
+    #[serde(default)]
+    pub id: u64,
+    pub x: f64,
+    pub y: f64,
+}
+
+/// How the document's URL changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NavKind {
+    /// `history.pushState`.
+    Push,
+    /// `history.replaceState`.
+    Replace,
+    /// `popstate` (back or forward).
+    Pop,
+    /// Fragment change.
+    Hash,
+    /// The document is being unloaded for another one.
+    Leave,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Nav {
+    pub t: i64,
+    pub nav: NavKind,
+    /// Origin and path of the new URL, without query string or fragment.
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Vis {
+    pub t: i64,
+    pub hidden: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resize {
+    pub t: i64,
+    pub w: u32,
+    pub h: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Move {
+    pub t: i64,
+    /// `[x, y, ms after t]` samples.
+    pub pts: Vec<[f64; 3]>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorKind {
+    Console,
+    Uncaught,
+    Rejection,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JsError {
+    pub t: i64,
+    pub ek: ErrorKind,
+    /// The message with e-mail addresses, digits and quoted strings scrubbed, ≤ 300 chars.
+    pub msg: String,
+    /// Script URL without query string, line and column, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src: Option<String>,
+    #[serde(default)]
+    pub line: u32,
+    #[serde(default)]
+    pub col: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Net {
+    /// When the request finished.
+    pub t: i64,
+    /// `fetch` or `xhr`.
+    pub via: String,
+    pub method: String,
+    /// Origin and path, without query string or fragment.
+    pub url: String,
+    /// HTTP status; 0 for a network error or abort.
+    pub status: u16,
+    /// Duration in ms.
+    pub dur: u32,
+    /// Allow-listed response/request headers, when configured.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hdr: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Custom {
+    pub t: i64,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub data: serde_json::Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(events: &str) -> Result<Batch, serde_json::Error> {
+        serde_json::from_str(&format!(
+            r#"{{"v":1,"sid":"s1","pvid":"p1","seq":0,"events":{events}}}"#
+        ))
+    }
+
+    #[test]
+    fn parses_every_event_kind() {
+        let b = batch(
+            r#"[
+            {"k":"meta","t":1,"url":"http://a/x","load":"navigate","w":800,"h":600},
+            {"k":"snap","t":2,"node":{"id":1,"nt":9,"c":[{"id":2,"nt":1,"tag":"html"}]}},
+            {"k":"mut","t":3,"adds":[{"p":2,"n":0,"node":{"id":3,"nt":3,"x":"***"}}],"rems":[{"p":2,"id":3}],
+             "attrs":[{"id":2,"a":{"class":"x","gone":null}}],"texts":[{"id":3,"x":"**"}]},
+            {"k":"click","t":4,"id":2,"x":1,"y":2,"tgt":{"tag":"button","path":"body>button","ia":true}},
+            {"k":"input","t":5,"id":3,"tgt":{"tag":"input","path":"form>input"},"cls":"email","len":12,"keys":12,"dur":900},
+            {"k":"submit","t":6,"id":4,"tgt":{"tag":"form","path":"form"}},
+            {"k":"scroll","t":7,"x":0,"y":100},
+            {"k":"nav","t":8,"nav":"push","url":"http://a/y"},
+            {"k":"vis","t":9,"hidden":true},
+            {"k":"resize","t":10,"w":1,"h":2},
+            {"k":"move","t":11,"pts":[[1,2,0],[3,4,50]]},
+            {"k":"err","t":12,"ek":"uncaught","msg":"boom"},
+            {"k":"net","t":13,"via":"fetch","method":"POST","url":"http://a/api","status":500,"dur":20},
+            {"k":"custom","t":14,"name":"identify"}
+        ]"#,
+        )
+        .unwrap();
+        b.validate().unwrap();
+        assert_eq!(b.events.len(), 14);
+        assert_eq!(b.first_t(), Some(1));
+        assert_eq!(b.last_t(), Some(14));
+        let kinds: Vec<_> = b.events.iter().map(Event::kind).collect();
+        assert_eq!(kinds[0], "meta");
+        assert_eq!(kinds[13], "custom");
+        // Round trip keeps everything.
+        let again: Batch = serde_json::from_str(&serde_json::to_string(&b).unwrap()).unwrap();
+        assert_eq!(again, b);
+    }
+
+    #[test]
+    fn rejects_unknown_kind_and_wrong_types() {
+        assert!(batch(r#"[{"k":"teleport","t":1}]"#).is_err());
+        assert!(batch(r#"[{"k":"vis","t":"soon","hidden":true}]"#).is_err());
+        assert!(batch(r#"{"k":"vis"}"#).is_err());
+    }
+
+    #[test]
+    fn validate_checks_version_ids_and_size() {
+        let mut b = batch(r#"[{"k":"vis","t":1,"hidden":false}]"#).unwrap();
+        b.v = 2;
+        assert_eq!(b.validate(), Err(BatchError::Version { found: 2 }));
+        b.v = 1;
+        b.sid = "../../etc/passwd".into();
+        assert_eq!(b.validate(), Err(BatchError::BadId { field: "sid" }));
+        b.sid = "x".repeat(MAX_ID_LEN + 1);
+        assert!(b.validate().is_err());
+        b.sid = "ok".into();
+        b.events.clear();
+        assert_eq!(b.validate(), Err(BatchError::Empty));
+    }
+}

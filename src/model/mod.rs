@@ -1,0 +1,1 @@
+//! Behaviour models (stub, being written).

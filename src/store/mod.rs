@@ -1,0 +1,1 @@
+//! Session storage (stub, being written).
