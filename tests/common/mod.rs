@@ -1,0 +1,324 @@
+//! Shared parts of the browser integration tests: a real collector process, a real test
+//! site on loopback, and real headless Chromium driven over CDP.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path as UrlPath, State};
+use axum::response::Html;
+use axum::routing::{get, post};
+use axum::Router;
+use chromiumoxide::browser::{Browser, BrowserConfig};
+use chromiumoxide::cdp::browser_protocol::input::{
+    DispatchMouseEventParams, DispatchMouseEventType, InsertTextParams, MouseButton,
+};
+use chromiumoxide::cdp::browser_protocol::target::CreateTargetParams;
+use chromiumoxide::Page;
+use futures::StreamExt;
+
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Path of the built `understudy` binary.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_understudy")
+}
+
+/// Runs the binary and returns (exit code, stdout, stderr).
+pub fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin())
+        .args(args)
+        .output()
+        .expect("run understudy");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A real `understudy collect` process on loopback, killed on drop.
+pub struct Collector {
+    child: Child,
+    pub addr: SocketAddr,
+    pub db: PathBuf,
+}
+
+impl Collector {
+    pub fn start(db: &Path) -> Collector {
+        for _ in 0..5 {
+            let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+            let child = Command::new(bin())
+                .args(["collect", "--listen", &addr.to_string(), "--db"])
+                .arg(db)
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("spawn collector");
+            let mut c = Collector {
+                child,
+                addr,
+                db: db.to_path_buf(),
+            };
+            if c.wait_ready(Duration::from_secs(10)) {
+                return c;
+            }
+            let _ = c.child.kill();
+        }
+        panic!("collector did not start");
+    }
+
+    fn wait_ready(&mut self, limit: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if TcpStream::connect(self.addr).is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The multi-page test shop in `tests/fixtures/site`, served on loopback (another origin than
+/// the collector, so capture.js posts cross-origin).
+pub async fn serve_site(collector: &str) -> SocketAddr {
+    #[derive(Clone)]
+    struct Pages {
+        collector: String,
+    }
+    fn page(p: &Pages, src: &str) -> Html<String> {
+        Html(src.replace("{{COLLECTOR}}", &p.collector))
+    }
+    let pages = Pages {
+        collector: collector.to_string(),
+    };
+    let app = Router::new()
+        .route(
+            "/",
+            get(|State(p): State<Pages>| async move {
+                page(&p, include_str!("../fixtures/site/index.html"))
+            }),
+        )
+        .route(
+            "/product/{id}",
+            get(
+                |State(p): State<Pages>, UrlPath(_id): UrlPath<String>| async move {
+                    page(&p, include_str!("../fixtures/site/product.html"))
+                },
+            ),
+        )
+        .route(
+            "/cart",
+            get(|State(p): State<Pages>| async move {
+                page(&p, include_str!("../fixtures/site/cart.html"))
+            }),
+        )
+        .route(
+            "/checkout",
+            get(|State(p): State<Pages>| async move {
+                page(&p, include_str!("../fixtures/site/checkout.html"))
+            }),
+        )
+        .route(
+            "/confirm",
+            get(|State(p): State<Pages>| async move {
+                page(&p, include_str!("../fixtures/site/confirm.html"))
+            }),
+        )
+        .route("/api/cart", post(|| async { "{\"ok\":true}" }))
+        .route("/api/order", post(|| async { "{\"ok\":true}" }))
+        .with_state(pages);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    addr
+}
+
+/// A headless Chromium with the flags this closed network needs, and its handler task.
+pub struct Chromium {
+    pub browser: Browser,
+    handler: tokio::task::JoinHandle<()>,
+    _profile: tempfile::TempDir,
+}
+
+impl Chromium {
+    pub async fn launch() -> Chromium {
+        assert!(
+            Path::new(CHROMIUM).exists(),
+            "{CHROMIUM} is missing: install Debian's chromium (.ci/run does)"
+        );
+        let profile = tempfile::tempdir().unwrap();
+        let config = BrowserConfig::builder()
+            .chrome_executable(CHROMIUM)
+            .new_headless_mode()
+            .no_sandbox()
+            .user_data_dir(profile.path())
+            .viewport(None)
+            .window_size(1280, 800)
+            .request_timeout(Duration::from_secs(20))
+            .args([
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+            ])
+            .build()
+            .unwrap();
+        let (browser, mut handler) = Browser::launch(config).await.expect("launch chromium");
+        let handler = tokio::spawn(async move { while handler.next().await.is_some() {} });
+        Chromium {
+            browser,
+            handler,
+            _profile: profile,
+        }
+    }
+
+    /// A fresh page in its own browser context (separate cookies and storage).
+    pub async fn isolated_page(&self) -> Page {
+        use chromiumoxide::cdp::browser_protocol::target::CreateBrowserContextParams;
+        let ctx = self
+            .browser
+            .create_browser_context(CreateBrowserContextParams::default())
+            .await
+            .unwrap();
+        self.browser
+            .new_page(
+                CreateTargetParams::builder()
+                    .url("about:blank")
+                    .browser_context_id(ctx)
+                    .build()
+                    .unwrap(),
+            )
+            .await
+            .unwrap()
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.browser.close().await;
+        let _ = self.browser.wait().await;
+        self.handler.abort();
+    }
+}
+
+/// Centre of the first element matching `selector`, scrolled into view.
+pub async fn centre(page: &Page, selector: &str) -> (f64, f64) {
+    let js = format!(
+        "(() => {{ const e = document.querySelector({sel}); if (!e) return null;
+           e.scrollIntoView({{block: 'center'}}); const r = e.getBoundingClientRect();
+           return [r.x + r.width / 2, r.y + r.height / 2]; }})()",
+        sel = serde_json::to_string(selector).unwrap()
+    );
+    let v: Option<(f64, f64)> = page.evaluate(js).await.unwrap().into_value().unwrap();
+    v.unwrap_or_else(|| panic!("no element matches {selector}"))
+}
+
+/// A trusted mouse click at the element's centre (press and release, as a person would).
+pub async fn click(page: &Page, selector: &str) {
+    let (x, y) = centre(page, selector).await;
+    click_at(page, x, y).await;
+}
+
+pub async fn click_at(page: &Page, x: f64, y: f64) {
+    page.execute(DispatchMouseEventParams::new(
+        DispatchMouseEventType::MouseMoved,
+        x,
+        y,
+    ))
+    .await
+    .unwrap();
+    for kind in [
+        DispatchMouseEventType::MousePressed,
+        DispatchMouseEventType::MouseReleased,
+    ] {
+        page.execute(
+            DispatchMouseEventParams::builder()
+                .r#type(kind)
+                .x(x)
+                .y(y)
+                .button(MouseButton::Left)
+                .click_count(1)
+                .build()
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+}
+
+/// Types text into the element one character at a time (one `input` event each).
+pub async fn type_into(page: &Page, selector: &str, text: &str, gap: Duration) {
+    click(page, selector).await;
+    for ch in text.chars() {
+        page.execute(InsertTextParams::new(ch.to_string()))
+            .await
+            .unwrap();
+        tokio::time::sleep(gap).await;
+    }
+}
+
+/// Waits until the page's path is `path`.
+pub async fn wait_path(page: &Page, path: &str) {
+    let start = Instant::now();
+    loop {
+        let ready: Option<String> = page
+            .evaluate("document.readyState === 'complete' ? location.pathname : null")
+            .await
+            .ok()
+            .and_then(|v| v.into_value().ok());
+        if ready.as_deref() == Some(path) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "page never reached {path} (at {ready:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Closes the page the way a person closes a tab (pagehide fires, beacons go out).
+pub async fn close_tab(page: Page) {
+    use chromiumoxide::cdp::browser_protocol::page::CloseParams;
+    let _ = page.execute(CloseParams::default()).await;
+}
+
+/// Polls `f` until it returns `Some`, or panics after `limit`.
+pub fn eventually<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "condition not met within {limit:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
