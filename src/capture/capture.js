@@ -1,3 +1,634 @@
-// capture.js (being written)
-var SCHEMA = 1;
-var VERSION = "0.0.0";
+/*! understudy capture.js: the in-page recorder. Wire format: src/event.rs (`Batch`).
+ *
+ * Privacy rules, applied here before anything leaves the page:
+ * - Text: every non-space character becomes "*" (length kept), unless the text is inside
+ *   [data-understudy-unmask] or an element matching a config `unmask` selector. <script> text
+ *   is never sent; <style> text is sent as is; <textarea> and contenteditable text is always
+ *   masked. Comments are masked like text.
+ * - Attributes: a structural allow-list keeps its values (id, class, style, role, type, name,
+ *   for, data-testid…, aria-* except label-like ones, SVG geometry). href/src/action/
+ *   xlink:href keep origin+path only (other schemes: the scheme only). Everything else is
+ *   "*" of the same length. Inside unmasked subtrees attributes are kept, except `value`
+ *   (always masked) and URLs (always origin+path).
+ * - Input values never leave the page: `input` events carry a value class and length only.
+ * - [data-understudy-exclude]: tag, attributes and box size only; no children, and no
+ *   mutation, text, attribute or input work inside it; clicks inside report the element.
+ * - Error messages: e-mails, digits and quoted strings scrubbed, 300 chars, 5 per message.
+ * - URLs never carry query or fragment. Network: method, url, status, duration, and only
+ *   the headers named in config `headers`; never bodies.
+ * Mutation replay: apply `rems`, then `adds` in order (`n` is the id of the next sibling,
+ * already present when that add is applied; 0 = append), then `attrs`, then `texts`.
+ */
+(function () {
+  "use strict";
+  var SCHEMA = 1;
+  var VERSION = "1.0.0";
+
+  var W = window, D = document, old = W.understudy;
+  try { if ((old && old.version) || W !== W.top) return; } catch (e) { return; }
+
+  var C = W.understudyConfig || {}, cs = D.currentScript, L = location;
+  var SVG = "http://www.w3.org/2000/svg", EXA = "data-understudy-exclude", EXS = "[" + EXA + "]";
+  var EP = C.endpoint || (cs && cs.getAttribute("data-endpoint")) ||
+    (cs && cs.src ? new URL(cs.src).origin : L.origin) + "/v1/batches";
+  EP = new URL(EP, L.href).href;
+  var FMS = +C.flushMs >= 50 ? +C.flushMs : 1000;
+  var HDR = (C.headers || []).map(function (h) { return String(h).toLowerCase(); });
+  var UNS = ["[data-understudy-unmask]"].concat((C.unmask || []).filter(function (s) {
+    try { D.createDocumentFragment().querySelector(s); return true; } catch (e) { return false; }
+  })).join(",");
+  var KEEP = /^(id|class|style|role|type|name|for|rel|lang|dir|tabindex|disabled|hidden|checked|selected|multiple|required|readonly|width|height|colspan|rowspan|method|data-testid|data-test-id|data-test|data-understudy-unmask|data-understudy-exclude|viewbox|d|fill|stroke|points|x|y|cx|cy|r|rx|ry|x1|y1|x2|y2|transform|xmlns|stroke-width|opacity|preserveaspectratio)$/;
+  var ARIAX = /^aria-(label|description|valuetext|placeholder|roledescription)$/;
+  var FIELD = /^(input|textarea|select)$/, TXT = /^(text|email|tel|url|search)$/;
+  var TE = new TextEncoder();
+  var F = W.fetch;
+
+  /* ---------- helpers ---------- */
+  function now() { return Date.now(); }
+  function rnd(v) { return Math.round(v) || 0; }
+  function safe(f) { return function () { try { return f.apply(this, arguments); } catch (e) {} }; }
+  function star(v) { return "*".repeat(v.length); }
+  function url(u) {
+    try {
+      var x = new URL(u, D.baseURI);
+      return /^https?:$/.test(x.protocol) ? x.origin + x.pathname : x.protocol;
+    } catch (e) { return ""; }
+  }
+  var EPU = url(EP);
+  // The nearest element matching `sel` at or above `n`, crossing shadow roots.
+  function near(n, sel) {
+    while (n) {
+      if (n.nodeType === 1) {
+        var m = n.closest(sel);
+        if (m) return m;
+        n = n.getRootNode();
+      }
+      n = n.host || n.parentNode;
+    }
+    return null;
+  }
+  function size(b) { return typeof b === "string" ? TE.encode(b).length : b.byteLength; }
+
+  /* ---------- session ids ---------- */
+  var mem = {};
+  function sg(k) { try { var v = sessionStorage.getItem(k); if (v != null) return v; } catch (e) {} return mem[k]; }
+  function ss(k, v) { mem[k] = v; try { sessionStorage.setItem(k, v); } catch (e) {} }
+  function rid(p) {
+    var a = new Uint8Array(12), s = p, i;
+    try { crypto.getRandomValues(a); } catch (e) { for (i = 0; i < 12; i++) a[i] = Math.random() * 256; }
+    for (i = 0; i < 12; i++) s += (a[i] | 256).toString(16).slice(1);
+    return s;
+  }
+  var SID = sg("__us_sid");
+  // A tab opened by another copies its sessionStorage: start a session of its own.
+  if (!/^[\w-]{1,64}$/.test(SID || "") || (W.opener && history.length < 2)) {
+    ss("__us_sid", (SID = rid("s")));
+    ss("__us_seq", "0");
+  }
+  function seq() {
+    var n = parseInt(sg("__us_seq"), 10);
+    n = n >= 0 ? n : 0;
+    ss("__us_seq", "" + (n + 1));
+    return n;
+  }
+
+  /* ---------- state ---------- */
+  var REC = false, ok = !C.requireConsent, PV, gen = 0, ids = new WeakMap(), nid = 1, MO = null;
+  var buf = [], tm = 0, mv = null, live = [], chain = Promise.resolve(), gone = false;
+  var edits = new Map(), errs = new Map(), dA = new Map(), dT = new Set(), heat = new WeakMap();
+
+  function push(e) {
+    if (!REC) return;
+    buf.push(e);
+    if (buf.length >= 500) flush();
+    else if (!tm) tm = setTimeout(safe(flush), FMS);
+  }
+  function on(t, ty, f, cap) {
+    t.addEventListener(ty, function (e) { if (REC) try { f(e); } catch (x) {} }, { capture: cap !== false, passive: true });
+  }
+
+  /* ---------- serialisation ---------- */
+  function av(k, v, um, el) {
+    var l = k.toLowerCase();
+    if (l === "value") return star(v);
+    if (/^(href|src|action|xlink:href)$/.test(l)) return v[0] === "#" && el.namespaceURI === SVG ? v : url(v);
+    return um || KEEP.test(l) || (/^aria-/.test(l) && !ARIAX.test(l)) ? v : star(v);
+  }
+  function tx(n, um) {
+    var p = n.parentNode, t = p && p.localName, s = n.data;
+    if (t === "style") return s;
+    return !um || t === "textarea" || (p && p.isContentEditable) ? s.replace(/\S/g, "*") : s;
+  }
+  function ser(n, um) {
+    var id = nid++, t = n.nodeType, o = { id: id, nt: t }, a = {}, k = 0, i, e, c, r;
+    ids.set(n, id);
+    if (t === 1) {
+      o.tag = n.localName;
+      if (n.namespaceURI === SVG) o.svg = true;
+      um = um || n.matches(UNS);
+      for (i = 0; i < n.attributes.length; i++) { e = n.attributes[i]; a[e.name] = av(e.name, e.value, um, n); k = 1; }
+      if (k) o.a = a;
+      if (n.hasAttribute(EXA)) { r = n.getBoundingClientRect(); o.excl = [rnd(r.width), rnd(r.height)]; return o; }
+      if (o.tag === "script") return o;
+      if (n.shadowRoot) { o.shadow = ser(n.shadowRoot, um); watch(n.shadowRoot); }
+    } else if (t === 3 || t === 4 || t === 8) { o.x = tx(n, um); return o; }
+    else if (t === 10) { o.tag = n.name; return o; }
+    c = [];
+    for (e = n.firstChild; e; e = e.nextSibling) c.push(ser(e, um));
+    if (c.length) o.c = c;
+    return o;
+  }
+  function forget(n) {
+    ids.delete(n);
+    if (n.shadowRoot) forget(n.shadowRoot);
+    for (var c = n.firstChild; c; c = c.nextSibling) forget(c);
+  }
+  function watch(root) {
+    if (!MO) MO = new MutationObserver(safe(onMut));
+    MO.observe(root, { childList: true, attributes: true, characterData: true, subtree: true });
+  }
+
+  /* ---------- mutations ---------- */
+  function hot(n, t) {
+    var h = heat.get(n);
+    if (!h || t - h[1] > 1000) heat.set(n, (h = [0, t]));
+    return ++h[0] > 50;
+  }
+  function attrsOf(M, first, out) {
+    M.forEach(function (names, el) {
+      var id = ids.get(el), a = {}, um;
+      if (!id || id >= first || near(el, EXS)) return;
+      um = !!near(el, UNS);
+      names.forEach(function (k) { var v = el.getAttribute(k); a[k] = v == null ? null : av(k, v, um, el); });
+      out.push({ id: id, a: a });
+    });
+    return out;
+  }
+  function textsOf(S, first, out) {
+    S.forEach(function (n) {
+      var id = ids.get(n);
+      if (id && id < first) out.push({ id: id, x: tx(n, !!near(n, UNS)) });
+    });
+    return out;
+  }
+  function mut(adds, rems, at, tt) {
+    var o = { k: "mut", t: now() };
+    if (adds.length) o.adds = adds;
+    if (rems.length) o.rems = rems;
+    if (at.length) o.attrs = at;
+    if (tt.length) o.texts = tt;
+    return adds.length || rems.length || at.length || tt.length ? o : null;
+  }
+  function onMut(rs) {
+    if (!REC) return;
+    if (rs.length > 10000) {
+      // Circuit breaker for runaway pages: stop recording DOM changes for this page view.
+      MO.disconnect();
+      return push({ k: "custom", t: now(), name: "$breaker", data: { records: rs.length } });
+    }
+    var t = now(), first = nid, A = new Map(), T = new Set(), cand = new Set(), adds = [], rems = [];
+    rs.forEach(function (r) {
+      var g = r.target, p, h, s;
+      if (r.type === "childList") {
+        r.removedNodes.forEach(function (n) {
+          var id = ids.get(n);
+          if (id) { if ((p = ids.get(g))) rems.push({ p: p, id: id }); forget(n); }
+        });
+        r.addedNodes.forEach(function (n) { cand.add(n); });
+      } else if (ids.has(g)) {
+        h = hot(g, t);
+        if (r.type === "attributes") {
+          s = (h ? dA : A).get(g);
+          if (!s) (h ? dA : A).set(g, (s = new Set()));
+          s.add(r.attributeName);
+        } else (h ? dT : T).add(g);
+      }
+    });
+    cand.forEach(function (n) {
+      if (ids.has(n) || !n.isConnected) return;
+      var u = n, p = n.parentNode, l = [], s, nx, i, o, um, pid;
+      while (p && !ids.has(p)) { u = p; p = p.parentNode; }
+      if (!p || ids.has(u) || p.localName === "script" || near(p, EXS)) return;
+      // u and its unknown following siblings, last first: each `n` is already known.
+      for (s = u; s && !ids.has(s); s = s.nextSibling) l.push(s);
+      nx = s ? ids.get(s) : 0;
+      pid = ids.get(p);
+      um = !!near(p, UNS);
+      for (i = l.length - 1; i >= 0; i--) { o = ser(l[i], um); adds.push({ p: pid, n: nx, node: o }); nx = o.id; }
+    });
+    var m = mut(adds, rems, attrsOf(A, first, []), textsOf(T, first, []));
+    if (m) push(m);
+  }
+
+  /* ---------- targets ---------- */
+  var TIDS = ["data-testid", "data-test-id", "data-test"];
+  function tida(e) { for (var i = 0; i < 3; i++) if (e.hasAttribute(TIDS[i])) return TIDS[i]; }
+  function auto(id) { return !id || /\d{4}|:/.test(id) || id.length > 40; }
+  function esc(s) { return W.CSS && CSS.escape ? CSS.escape(s) : s; }
+  function cpath(e) {
+    var p = [], i, s, k, a, more;
+    for (i = 0; e && e.nodeType === 1 && i < 5; i++, e = e.parentElement) {
+      if ((a = tida(e))) { p.unshift("[" + a + '="' + e.getAttribute(a).replace(/["\\]/g, "\\$&") + '"]'); break; }
+      if (!auto(e.id)) { p.unshift("#" + esc(e.id)); break; }
+      s = e.localName;
+      if (s === "body" || s === "html") { p.unshift(s); break; }
+      for (k = 1, a = e.previousElementSibling; a; a = a.previousElementSibling) if (a.localName === s) k++;
+      for (more = k > 1, a = e.nextElementSibling; a && !more; a = a.nextElementSibling) more = a.localName === s;
+      p.unshift(more ? s + ":nth-of-type(" + k + ")" : s);
+    }
+    return p.join(">");
+  }
+  function hard(e) {
+    var t = e.localName;
+    return t === "a" ? e.hasAttribute("href")
+      : /^(button|select|summary|label)$/.test(t) ||
+        (t === "input" && /^(button|submit|reset|image|checkbox|radio)$/.test(e.type)) ||
+        /^(button|link|tab|menuitem|checkbox|option)$/.test(e.getAttribute("role")) ||
+        e.hasAttribute("onclick");
+  }
+  function ptr(e) { try { return getComputedStyle(e).cursor === "pointer"; } catch (x) { return false; } }
+  function textish(e) { return e.localName === "input" && !/^(button|submit|reset|image|checkbox|radio|range|color|file|hidden)$/.test(e.type); }
+  function role(e) {
+    var r = e.getAttribute("role"), t = e.localName, y = e.type;
+    if (r) return r;
+    if (t === "a" || t === "area") return e.hasAttribute("href") ? "link" : null;
+    if (t === "input") return /^(submit|button|reset|image)$/.test(y) ? "button" : /^(checkbox|radio)$/.test(y) ? y : TXT.test(y) ? "textbox" : y === "number" ? "spinbutton" : null;
+    return { button: "button", select: "combobox", textarea: "textbox" }[t];
+  }
+  function txt(e) {
+    var w = D.createTreeWalker(e, 4), s = "", n;
+    while ((n = w.nextNode()) && s.length < 400) if (!/^(script|style|textarea|select|option)$/.test(n.parentNode.localName)) s += n.data;
+    return s.replace(/\s+/g, " ").trim().slice(0, 60);
+  }
+  function aname(e) {
+    var t = e.localName, v = e.getAttribute("aria-label"), i;
+    if (!v && (v = e.getAttribute("aria-labelledby")))
+      v = v.split(/\s+/).map(function (x) { x = D.getElementById(x); return x ? txt(x) : ""; }).join(" ");
+    if (!v && t === "input" && /^(button|submit|reset)$/.test(e.type)) v = e.value;
+    if (!v && t === "img") v = e.alt;
+    if (!v && !FIELD.test(t)) v = txt(e) || ((i = e.querySelector("img[alt]")) && i.alt);
+    return v ? v.replace(/\s+/g, " ").trim().slice(0, 60) : "";
+  }
+  function tgt(e) {
+    var t = e.localName.toLowerCase(), a = tida(e), v, lb;
+    var o = {
+      tag: t, path: cpath(e), ia: !!(hard(e) || ptr(e)),
+      quiet: /^(textarea|select|canvas)$/.test(t) || textish(e) || e.isContentEditable ||
+        (t === "a" && (e.hasAttribute("download") || e.getAttribute("target") === "_blank"))
+    };
+    if (a) o.testid = e.getAttribute(a);
+    if (!auto(e.id)) o.eid = e.id;
+    if ((v = role(e))) o.role = v;
+    if ((v = e.getAttribute("name"))) o.field = v;
+    if (t === "input" || t === "button") o.type = e.type;
+    if ((t === "a" || t === "area") && (v = e.getAttribute("href")) != null) o.href = url(v);
+    if (near(e, UNS)) {
+      if ((v = aname(e))) o.name = v;
+      lb = e.labels && e.labels[0];
+      if (lb && near(lb, UNS) && (v = txt(lb))) o.label = v;
+    }
+    return o;
+  }
+  function el(e) {
+    var p = e.composedPath && e.composedPath()[0], t = p && p.nodeType ? p : e.target;
+    if (t && t.nodeType === 3) t = t.parentNode;
+    return t && t.nodeType === 1 ? t : null;
+  }
+  function pick(e) {
+    var x = near(e, EXS), c, i;
+    if (x) return x;
+    if (FIELD.test(e.localName) || e.isContentEditable) return e;
+    for (c = e, i = 0; c && i < 6; c = c.parentElement, i++) if (hard(c)) return c;
+    if (ptr(e)) for (i = 0; i < 5 && e.parentElement && ptr(e.parentElement); i++) e = e.parentElement;
+    return e;
+  }
+
+  /* ---------- inputs ---------- */
+  function isField(e) { return e && (FIELD.test(e.localName) || e.isContentEditable) && !near(e, EXS); }
+  function cls(e, v) {
+    var y = e.type || "", w = v.trim(), d = (w.match(/\d/g) || []).length;
+    if (y === "checkbox") return "toggle";
+    if (y === "radio" || e.localName === "select") return "choice";
+    if (!w) return "empty";
+    if (/^(date|time|datetime-local|month|week)$/.test(y)) return "date";
+    if (e.localName === "input" && !TXT.test(y) && y !== "number") return "other";
+    if (/@/.test(w)) return /^[^\s@]+@[^\s@]+\.[^\s@.]{2,}$/.test(w) ? "email" : "bad_email";
+    if (/^[-+]?\d*[.,]?\d+$/.test(w) && (y === "number" || d < 7)) return "number";
+    if (d >= 7 && /^[\d\s+().-]+$/.test(w)) return "phone";
+    return w.split(/\s+/).length <= 3 && w.length <= 40 ? "short_text" : "long_text";
+  }
+  function settle(e, force) {
+    var s = edits.get(e), v, o;
+    if (!s) { if (!force) return; s = { k: 0, f: 0, l: 0, d: 0, p: false }; }
+    edits.delete(e);
+    v = String((FIELD.test(e.localName) ? e.value : e.textContent) || "");
+    o = { k: "input", t: now(), id: ids.get(e) || 0, tgt: tgt(e), cls: cls(e, v), len: v.length, keys: s.k, dur: Math.max(0, s.l - s.f), dels: s.d, paste: s.p };
+    if (o.cls === "toggle" || e.type === "radio") o.idx = e.checked ? 1 : 0;
+    else if (o.cls === "choice") o.idx = e.selectedIndex;
+    push(o);
+  }
+  function settleAll(form) {
+    edits.forEach(function (s, e) { if (!form || e.form === form || form.contains(e)) settle(e); });
+  }
+
+  /* ---------- throttling ---------- */
+  var TH = new WeakMap();
+  function thr(key, ms, fn) {
+    var s = TH.get(key), n = now();
+    if (!s) TH.set(key, (s = { l: 0, h: 0 }));
+    if (s.h) return;
+    if (n - s.l >= ms) { s.l = n; fn(); }
+    else s.h = setTimeout(safe(function () { s.h = 0; s.l = now(); if (REC) fn(); }), ms - n + s.l);
+  }
+
+  /* ---------- errors ---------- */
+  function scrub(m) {
+    return String(m)
+      .replace(/[\w.+-]+@[\w-]+(\.[\w-]+)+/g, "<email>")
+      .replace(/'[^']*'|"[^"]*"|`[^`]*`/g, '"\u2026"')
+      .replace(/\d+/g, "0")
+      .slice(0, 300);
+  }
+  function err(k, m, f, l, c) {
+    m = scrub(m);
+    var n = errs.get(m) || 0, o;
+    if (n >= 5 || (!n && errs.size >= 200)) return;
+    errs.set(m, n + 1);
+    o = { k: "err", t: now(), ek: k, msg: m, line: l >>> 0, col: c >>> 0 };
+    if (f) o.src = url(f);
+    push(o);
+  }
+  function emsg(a) { return a instanceof Error ? a.name + ": " + a.message : a && a.message ? a.message : String(a); }
+
+  /* ---------- network ---------- */
+  function hd(get) {
+    var o = {}, k = 0;
+    HDR.forEach(function (n) { var v; try { v = get(n); } catch (e) {} if (v != null) { o[n] = String(v).slice(0, 200); k = 1; } });
+    return k ? o : null;
+  }
+  function net(via, m, u, st, t0, h) {
+    var x = url(u), o;
+    if (!x || x === EPU) return;
+    o = { k: "net", t: now(), via: via, method: String(m || "GET").toUpperCase(), url: x, status: Math.min(st >>> 0, 999), dur: Math.max(0, now() - t0) };
+    if (h) o.hdr = h;
+    push(o);
+  }
+
+  /* ---------- transport ---------- */
+  function batch(ev) { return JSON.stringify({ v: SCHEMA, sid: SID, pvid: PV, seq: seq(), sent: now(), events: ev }); }
+  function gz(s) {
+    return new Response(new Blob([s]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer();
+  }
+  function done(it) { var i = live.indexOf(it); if (i >= 0) live.splice(i, 1); }
+  function post(it, b) {
+    if (it.x || !F) return;
+    var ka = size(b) <= 60000;
+    it.st = ka ? 1 : 2;
+    F.call(W, EP, { method: "POST", body: b, keepalive: ka, mode: "cors", credentials: "omit", headers: { "Content-Type": "text/plain" } })
+      .then(function (r) { if (r.status >= 500 || r.status === 429) retry(it); else done(it); }, function () { retry(it); });
+  }
+  function retry(it) {
+    if (it.x) return;
+    it.st = 3;
+    var d = Math.min(30000, 1000 * Math.pow(2, it.n++));
+    it.h = setTimeout(safe(function () { post(it, it.b || it.s); }), d * (0.75 + Math.random() / 2));
+  }
+  function beacon(b) {
+    try { return size(b) <= 65536 && navigator.sendBeacon(EP, new Blob([b], { type: "text/plain" })); } catch (e) { return false; }
+  }
+  function ship(s, sync) {
+    var it = { s: s, n: 0, st: 0 }, o;
+    if (typeof W.__understudyEmit === "function") { try { W.__understudyEmit(s); } catch (e) {} return; }
+    if (sync) { if (!beacon(s)) post(it, s); return; }
+    live.push(it);
+    if (live.length > 200) { o = live.shift(); o.x = 1; clearTimeout(o.h); }
+    chain = chain
+      .then(function () { return W.CompressionStream && !it.x ? gz(s) : s; })
+      .catch(function () { return s; })
+      .then(function (b) { it.b = b; post(it, b); })
+      .catch(function () {});
+  }
+  function flush(sync) {
+    clearTimeout(tm);
+    tm = 0;
+    if (!REC) return;
+    var m = mut([], [], attrsOf(dA, 1 / 0, []), textsOf(dT, 1 / 0, [])), ev, cur = [], sz = 0;
+    dA.clear();
+    dT.clear();
+    if (m) buf.push(m);
+    mv = null;
+    ev = buf;
+    buf = [];
+    if (sync) {
+      ev.forEach(function (e) {
+        var l = size(JSON.stringify(e));
+        if (cur.length && sz + l > 60000) { ship(batch(cur), 1); cur = []; sz = 0; }
+        cur.push(e);
+        sz += l;
+      });
+      if (cur.length) ship(batch(cur), 1);
+      live.slice().forEach(function (it) {
+        if (it.st !== 1 && beacon(it.b || it.s)) { it.x = 1; clearTimeout(it.h); done(it); }
+      });
+    } else if (ev.length) ship(batch(ev));
+  }
+
+  /* ---------- lifecycle ---------- */
+  function navType() {
+    var e = performance.getEntriesByType && performance.getEntriesByType("navigation")[0], t = e && e.type;
+    if (e && e.activationStart > 0) return "prerender";
+    return /^(navigate|reload|back_forward|prerender)$/.test(t) ? t : "navigate";
+  }
+  function meta(load) {
+    var r = D.referrer, o = {
+      k: "meta", t: now(), url: url(L.href), load: load || navType(), w: innerWidth >>> 0, h: innerHeight >>> 0,
+      dpr: +W.devicePixelRatio || 1, touch: !!(W.matchMedia && matchMedia("(pointer: coarse)").matches), script: VERSION
+    };
+    try { if (r && new URL(r).origin === L.origin) o.referrer = url(r); } catch (e) {}
+    return o;
+  }
+  function begin(load) {
+    var g = ++gen;
+    if (MO) MO.disconnect();
+    PV = rid("p");
+    ids = new WeakMap();
+    nid = 1;
+    push(meta(load));
+    var snap = safe(function () {
+      if (!REC || g !== gen) return;
+      push({ k: "snap", t: now(), node: ser(D, false), sx: rnd(W.scrollX), sy: rnd(W.scrollY) });
+      watch(D);
+    });
+    if (D.readyState === "loading") D.addEventListener("DOMContentLoaded", snap, { once: true });
+    else snap();
+  }
+  function start() {
+    if (REC || !ok) return;
+    REC = true;
+    begin();
+  }
+  function stop() {
+    ok = REC = false;
+    gen++;
+    if (MO) MO.disconnect();
+    clearTimeout(tm);
+    tm = 0;
+    buf = [];
+    mv = null;
+    live.forEach(function (it) { it.x = 1; clearTimeout(it.h); });
+    live = [];
+    edits.clear();
+    dA.clear();
+    dT.clear();
+  }
+
+  /* ---------- listeners ---------- */
+  on(D, "click", function (e) {
+    var t = el(e);
+    if (!t) return;
+    t = pick(t);
+    push({ k: "click", t: now(), id: ids.get(t) || 0, x: rnd(e.clientX), y: rnd(e.clientY), tgt: tgt(t), btn: e.button > 0 ? e.button & 255 : 0, trusted: e.isTrusted });
+  });
+  on(D, "input", function (e) {
+    var t = el(e), s, n = now(), y = e.inputType || "";
+    if (!isField(t)) return;
+    if (!(s = edits.get(t))) edits.set(t, (s = { k: 0, f: n, d: 0, p: false }));
+    s.k++;
+    s.l = n;
+    if (/^delete/.test(y)) s.d++;
+    if (/^insertFrom(Paste|Drop)$/.test(y)) s.p = true;
+  });
+  on(D, "change", function (e) { var t = el(e); if (isField(t)) settle(t, 1); });
+  on(D, "focusout", function (e) { var t = el(e); if (t) settle(t); });
+  on(D, "submit", function (e) {
+    var f = el(e);
+    if (!f) return;
+    settleAll(f);
+    push({ k: "submit", t: now(), id: ids.get(f) || 0, tgt: tgt(f) });
+  });
+  on(D, "scroll", function (e) {
+    var t = e.target, d = t === D || t === D.documentElement || t === D.scrollingElement, id = d ? 0 : ids.get(t);
+    if (!d && !id) return;
+    thr(t, 100, function () {
+      push({ k: "scroll", t: now(), id: id, x: rnd(d ? W.scrollX : t.scrollLeft), y: rnd(d ? W.scrollY : t.scrollTop) });
+    });
+  });
+  on(W, "resize", function () {
+    thr(W, 250, function () { push({ k: "resize", t: now(), w: innerWidth >>> 0, h: innerHeight >>> 0 }); });
+  });
+  var ml = 0;
+  on(D, "pointermove", function (e) {
+    var n = now();
+    if (n - ml < 50) return;
+    ml = n;
+    if (!mv || mv.pts.length >= 300) push((mv = { k: "move", t: n, pts: [] }));
+    mv.pts.push([rnd(e.clientX), rnd(e.clientY), n - mv.t]);
+  });
+  on(D, "visibilitychange", function () {
+    var h = D.visibilityState === "hidden";
+    if (!gone) push({ k: "vis", t: now(), hidden: h });
+    if (h) flush(1);
+  });
+  var lastU = url(L.href);
+  function nav(k) {
+    var u = url(L.href);
+    if (k !== "replace" || u !== lastU) push({ k: "nav", t: now(), nav: k, url: u });
+    lastU = u;
+  }
+  on(W, "popstate", function () { nav("pop"); });
+  on(W, "hashchange", function () { nav("hash"); });
+  on(W, "pagehide", function () { settleAll(); nav("leave"); gone = true; flush(1); }, false);
+  on(W, "pageshow", function (e) { gone = false; if (e.persisted) begin("back_forward"); }, false);
+  on(W, "error", function (e) {
+    if (e.target && e.target !== W) return;
+    err("uncaught", e.message || (e.error && emsg(e.error)) || "Script error", e.filename, e.lineno, e.colno);
+  }, false);
+  on(W, "unhandledrejection", function (e) { err("rejection", emsg(e.reason)); }, false);
+
+  /* ---------- patches ---------- */
+  ["pushState", "replaceState"].forEach(function (m, i) {
+    var f = history[m];
+    if (f) history[m] = function () {
+      var r = f.apply(this, arguments);
+      try { if (REC) nav(i ? "replace" : "push"); } catch (e) {}
+      return r;
+    };
+  });
+  var ce = console.error, inErr = 0;
+  if (ce) console.error = function () {
+    if (REC && !inErr) {
+      inErr = 1;
+      try { err("console", [].map.call(arguments, emsg).join(" ")); } catch (e) {}
+      inErr = 0;
+    }
+    return ce.apply(this, arguments);
+  };
+  if (F) W.fetch = function (i, o) {
+    var t0 = now(), m, u, q, p;
+    try {
+      u = (i && i.url) || String(i);
+      m = (o && o.method) || (i && i.method);
+      if (HDR.length) q = new Headers((o && o.headers) || (i && i.headers) || undefined);
+    } catch (e) {}
+    p = F.apply(W, arguments);
+    try {
+      if (REC && u) p.then(safe(function (r) {
+        net("fetch", m, u, r.status, t0, hd(function (n) { return (q && q.get(n)) || r.headers.get(n); }));
+      }), safe(function () { net("fetch", m, u, 0, t0); }));
+    } catch (e) {}
+    return p;
+  };
+  var XP = W.XMLHttpRequest && XMLHttpRequest.prototype, XS = new WeakMap();
+  if (XP) {
+    var xo = XP.open, xs = XP.send, xh = XP.setRequestHeader;
+    XP.open = function (m, u) {
+      try { XS.set(this, { m: m, u: String(u), h: {}, t: 0, w: (XS.get(this) || {}).w }); } catch (e) {}
+      return xo.apply(this, arguments);
+    };
+    XP.setRequestHeader = function (n, v) {
+      try { var s = XS.get(this); n = String(n).toLowerCase(); if (s && HDR.indexOf(n) >= 0) s.h[n] = v; } catch (e) {}
+      return xh.apply(this, arguments);
+    };
+    XP.send = function () {
+      var x = this, s = XS.get(x);
+      try {
+        if (s && REC) {
+          s.t = now();
+          if (!s.w) {
+            s.w = 1;
+            x.addEventListener("loadend", safe(function () {
+              var c = XS.get(x);
+              if (c && c.t) net("xhr", c.m, c.u, x.status, c.t, hd(function (n) { return c.h[n] || x.getResponseHeader(n); }));
+              if (c) c.t = 0;
+            }));
+          }
+        }
+      } catch (e) {}
+      return xs.apply(this, arguments);
+    };
+  }
+
+  /* ---------- page API ---------- */
+  function api(c) {
+    try {
+      var a = [].slice.call(arguments, 1), o, d;
+      if (c === "consent") { if (a[0]) { ok = true; start(); } else stop(); }
+      else if (c === "identify") push({ k: "custom", t: now(), name: "identify", data: { user: String(a[0]).slice(0, 200) } });
+      else if (c === "event" && a[0] != null) {
+        o = { k: "custom", t: now(), name: String(a[0]).slice(0, 200) };
+        try { d = JSON.stringify(a[1]); if (d && d.length <= 10000) o.data = JSON.parse(d); } catch (e) {}
+        push(o);
+      }
+    } catch (e) {}
+  }
+  Object.defineProperty(api, "version", { value: VERSION, enumerable: true });
+  W.understudy = api;
+
+  function boot() {
+    start();
+    var q = old && old.q;
+    if (q && q.forEach) q.forEach(function (c) { api.apply(null, c); });
+  }
+  if (D.prerendering) D.addEventListener("prerenderingchange", safe(boot), { once: true });
+  else boot();
+})();

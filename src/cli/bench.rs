@@ -1,5 +1,15 @@
-//! `understudy bench …` (stub, being written).
+//! `understudy bench …`: benchmarks that print their figures beside their anchors.
+
 use super::BenchCommand;
-pub(super) fn run(_cmd: BenchCommand) -> anyhow::Result<i32> {
-    anyhow::bail!("bench is not built yet")
+use crate::exit_code;
+
+pub(super) fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
+    match cmd {
+        BenchCommand::Collect {
+            sessions,
+            connections,
+        } => crate::bench::collect::run(sessions, connections)?,
+        BenchCommand::Fit { sessions } => crate::bench::fit::run(sessions)?,
+    }
+    Ok(exit_code::SUCCESS)
 }

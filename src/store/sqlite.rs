@@ -1,0 +1,491 @@
+//! [`SqliteStore`]: the embedded, single-machine [`SessionStore`].
+//!
+//! One SQLite file in WAL mode with `synchronous=FULL`, so a committed transaction is on
+//! disk before `put_*` returns (the collector only answers 2xx after that).
+//! `secure_delete` is on, so deleted session data is overwritten, not merely unlinked
+//! from the b-tree. The schema is created and upgraded by the embedded migrations in
+//! `migrations/`, tracked with `PRAGMA user_version`.
+//!
+//! Writers take the database lock up front (`BEGIN IMMEDIATE`), so several processes may
+//! share one file; `busy_timeout` makes them wait for each other instead of failing.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+
+use super::{BatchFacts, PutOutcome, PutReport, SessionStore, SessionSummary, StoreError};
+use crate::event::{Batch, Event};
+
+/// Schema migrations, in order. Migration `i` takes `user_version` from `i` to `i + 1`.
+/// Never edit a released migration; append a new one.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+
+/// How long a writer waits for another writer's lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A [`SessionStore`] in one SQLite file.
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.conn.path())
+            .finish()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(open_err)?;
+        configure(&conn).map_err(open_err)?;
+        migrate(&mut conn).map_err(|e| match e {
+            StoreError::Db(source) => open_err(source),
+            other => other,
+        })?;
+        Ok(SqliteStore { conn })
+    }
+}
+
+/// Sets the connection's durability and safety pragmas.
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // Reading the journal mode back also checks that the file is a SQLite database.
+    let _mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+/// Applies the migrations the database has not seen yet, in one transaction.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let supported = MIGRATIONS.len() as i64;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let found: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if found > supported {
+        return Err(StoreError::NewerSchema { found, supported });
+    }
+    if found < supported {
+        for sql in &MIGRATIONS[found as usize..] {
+            tx.execute_batch(sql)?;
+        }
+        tx.pragma_update(None, "user_version", supported)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Inserts one batch inside `tx` and folds it into its session's summary.
+fn put_in(
+    tx: &Transaction<'_>,
+    batch: &Batch,
+    received_at_ms: i64,
+) -> Result<PutOutcome, StoreError> {
+    let invalid = |reason: String| StoreError::Invalid {
+        sid: batch.sid.clone(),
+        seq: batch.seq,
+        reason,
+    };
+    batch.validate().map_err(|e| invalid(e.to_string()))?;
+    let seq =
+        i64::try_from(batch.seq).map_err(|_| invalid("seq does not fit in 63 bits".into()))?;
+    let events = serde_json::to_string(&batch.events)
+        .map_err(|e| invalid(format!("events cannot be encoded: {e}")))?;
+    let facts = BatchFacts::of(batch);
+
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO batches
+                 (session_id, seq, v, pvid, sent, received_at, first_t, last_t, n_events, events)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (session_id, seq) DO NOTHING",
+        )?
+        .execute(params![
+            batch.sid,
+            seq,
+            batch.v,
+            batch.pvid,
+            batch.sent,
+            received_at_ms,
+            facts.first_t,
+            facts.last_t,
+            facts.events as i64,
+            events,
+        ])?;
+    if inserted == 0 {
+        return Ok(PutOutcome::Duplicate);
+    }
+
+    let new_page = tx
+        .prepare_cached(
+            "INSERT INTO page_views (session_id, pvid) VALUES (?1, ?2)
+             ON CONFLICT (session_id, pvid) DO NOTHING",
+        )?
+        .execute(params![batch.sid, batch.pvid])?;
+
+    let (url_t, url) = facts
+        .first_meta
+        .map_or((None, None), |(t, u)| (Some(t), Some(u)));
+    let (user_t, user) = facts
+        .last_identify
+        .map_or((None, None), |(t, u)| (Some(t), Some(u)));
+    // In an upsert, bare column names are the stored row's values before the update.
+    tx.prepare_cached(
+        "INSERT INTO sessions
+             (id, started_at, ended_at, batches, events, pages,
+              first_url, first_url_t, first_url_seq, user, user_t, user_seq, received_at)
+         VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?8, ?11)
+         ON CONFLICT (id) DO UPDATE SET
+             started_at = min(started_at, excluded.started_at),
+             ended_at = max(ended_at, excluded.ended_at),
+             batches = batches + 1,
+             events = events + excluded.events,
+             pages = pages + excluded.pages,
+             first_url = CASE WHEN excluded.first_url_t IS NOT NULL AND (first_url_t IS NULL
+                     OR (excluded.first_url_t, excluded.first_url_seq) < (first_url_t, first_url_seq))
+                 THEN excluded.first_url ELSE first_url END,
+             first_url_seq = CASE WHEN excluded.first_url_t IS NOT NULL AND (first_url_t IS NULL
+                     OR (excluded.first_url_t, excluded.first_url_seq) < (first_url_t, first_url_seq))
+                 THEN excluded.first_url_seq ELSE first_url_seq END,
+             first_url_t = CASE WHEN excluded.first_url_t IS NOT NULL AND (first_url_t IS NULL
+                     OR (excluded.first_url_t, excluded.first_url_seq) < (first_url_t, first_url_seq))
+                 THEN excluded.first_url_t ELSE first_url_t END,
+             user = CASE WHEN excluded.user_t IS NOT NULL AND (user_t IS NULL
+                     OR (excluded.user_t, excluded.user_seq) > (user_t, user_seq))
+                 THEN excluded.user ELSE user END,
+             user_seq = CASE WHEN excluded.user_t IS NOT NULL AND (user_t IS NULL
+                     OR (excluded.user_t, excluded.user_seq) > (user_t, user_seq))
+                 THEN excluded.user_seq ELSE user_seq END,
+             user_t = CASE WHEN excluded.user_t IS NOT NULL AND (user_t IS NULL
+                     OR (excluded.user_t, excluded.user_seq) > (user_t, user_seq))
+                 THEN excluded.user_t ELSE user_t END,
+             received_at = max(received_at, excluded.received_at)",
+    )?
+    .execute(params![
+        batch.sid,
+        facts.first_t,
+        facts.last_t,
+        facts.events as i64,
+        new_page as i64,
+        url,
+        url_t,
+        seq,
+        user,
+        user_t,
+        received_at_ms,
+    ])?;
+    Ok(PutOutcome::Stored)
+}
+
+impl SessionStore for SqliteStore {
+    fn put_batch(&mut self, batch: &Batch, received_at_ms: i64) -> Result<PutOutcome, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let outcome = put_in(&tx, batch, received_at_ms)?;
+        tx.commit()?;
+        Ok(outcome)
+    }
+
+    fn put_batches(
+        &mut self,
+        batches: &[Batch],
+        received_at_ms: i64,
+    ) -> Result<PutReport, StoreError> {
+        let mut report = PutReport::default();
+        for outcome in self.put_batches_each(batches, received_at_ms)? {
+            report.add(outcome);
+        }
+        Ok(report)
+    }
+
+    fn put_batches_each(
+        &mut self,
+        batches: &[Batch],
+        received_at_ms: i64,
+    ) -> Result<Vec<PutOutcome>, StoreError> {
+        // Dropping the transaction on any error rolls everything back.
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let outcomes = batches
+            .iter()
+            .map(|b| put_in(&tx, b, received_at_ms))
+            .collect::<Result<Vec<_>, _>>()?;
+        tx.commit()?;
+        Ok(outcomes)
+    }
+
+    fn list_sessions(&self) -> Result<Vec<SessionSummary>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, started_at, ended_at, batches, events, pages, first_url, user
+             FROM sessions ORDER BY started_at, id",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            Ok(SessionSummary {
+                id: row.get(0)?,
+                started_at: row.get(1)?,
+                ended_at: row.get(2)?,
+                batches: row.get(3)?,
+                events: row.get(4)?,
+                pages: row.get(5)?,
+                first_url: row.get(6)?,
+                user: row.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn session_batches(&self, sid: &str) -> Result<Vec<Batch>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, v, pvid, sent, events FROM batches
+             WHERE session_id = ?1 ORDER BY seq",
+        )?;
+        let mut rows = stmt.query([sid])?;
+        let mut batches = Vec::new();
+        while let Some(row) = rows.next()? {
+            let seq: i64 = row.get(0)?;
+            let corrupt = |reason: String| StoreError::Corrupt {
+                sid: sid.to_string(),
+                seq,
+                reason,
+            };
+            let json: String = row.get(4)?;
+            let events: Vec<Event> =
+                serde_json::from_str(&json).map_err(|e| corrupt(e.to_string()))?;
+            batches.push(Batch {
+                v: row.get(1)?,
+                sid: sid.to_string(),
+                pvid: row.get(2)?,
+                seq: u64::try_from(seq).map_err(|_| corrupt("negative seq".into()))?,
+                sent: row.get(3)?,
+                events,
+            });
+        }
+        if batches.is_empty() {
+            // A session row without batches cannot exist; check anyway for a clear error.
+            let known: Option<String> = self
+                .conn
+                .query_row("SELECT id FROM sessions WHERE id = ?1", [sid], |r| r.get(0))
+                .optional()?;
+            if known.is_none() {
+                return Err(StoreError::NotFound(sid.to_string()));
+            }
+        }
+        Ok(batches)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::SCHEMA_VERSION;
+
+    fn batch(sid: &str, pvid: &str, seq: u64, events: &str) -> Batch {
+        let b: Batch = serde_json::from_str(&format!(
+            r#"{{"v":1,"sid":"{sid}","pvid":"{pvid}","seq":{seq},"events":{events}}}"#
+        ))
+        .unwrap();
+        b.validate().unwrap();
+        b
+    }
+
+    fn vis(sid: &str, seq: u64, t: i64) -> Batch {
+        batch(
+            sid,
+            "p1",
+            seq,
+            &format!(r#"[{{"k":"vis","t":{t},"hidden":false}}]"#),
+        )
+    }
+
+    fn open() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn duplicate_is_stored_once() {
+        let (_dir, mut store) = open();
+        let b = vis("s1", 0, 1_000);
+        assert_eq!(store.put_batch(&b, 5).unwrap(), PutOutcome::Stored);
+        let mut changed = b.clone();
+        changed.pvid = "other".into();
+        assert_eq!(store.put_batch(&changed, 6).unwrap(), PutOutcome::Duplicate);
+        assert_eq!(store.session_batches("s1").unwrap(), vec![b]);
+        let s = &store.list_sessions().unwrap()[0];
+        assert_eq!((s.batches, s.events, s.pages), (1, 1, 1));
+    }
+
+    #[test]
+    fn out_of_order_arrival_is_ordered_on_read() {
+        let (_dir, mut store) = open();
+        for seq in [3, 0, 2, 1] {
+            store
+                .put_batch(&vis("s1", seq, 1_000 + seq as i64), 0)
+                .unwrap();
+        }
+        let seqs: Vec<u64> = store
+            .session_batches("s1")
+            .unwrap()
+            .iter()
+            .map(|b| b.seq)
+            .collect();
+        assert_eq!(seqs, [0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn put_batches_is_all_or_nothing() {
+        let (_dir, mut store) = open();
+        store.put_batch(&vis("s1", 0, 1_000), 0).unwrap();
+        let mut bad = vis("s2", 1, 1_000);
+        bad.v = SCHEMA_VERSION + 1;
+        let err = store
+            .put_batches(&[vis("s2", 0, 1_000), bad, vis("s3", 0, 1_000)], 0)
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Invalid { seq: 1, .. }), "{err}");
+        let ids: Vec<String> = store
+            .list_sessions()
+            .unwrap()
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        assert_eq!(ids, ["s1"]);
+        assert!(matches!(
+            store.session_batches("s2"),
+            Err(StoreError::NotFound(_))
+        ));
+
+        // The good ones go in together, and duplicates (also within the call) are counted.
+        let report = store
+            .put_batches(
+                &[
+                    vis("s1", 0, 1_000),
+                    vis("s2", 0, 1_000),
+                    vis("s2", 0, 1_000),
+                ],
+                0,
+            )
+            .unwrap();
+        assert_eq!(
+            report,
+            PutReport {
+                stored: 1,
+                duplicates: 2
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_session_is_not_found() {
+        let (_dir, store) = open();
+        match store.session_batches("nope") {
+            Err(StoreError::NotFound(id)) => assert_eq!(id, "nope"),
+            other => panic!("expected NotFound, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn summary_tracks_bounds_pages_url_and_user() {
+        let (_dir, mut store) = open();
+        let meta = |t: i64, url: &str| {
+            format!(r#"{{"k":"meta","t":{t},"url":"{url}","load":"navigate","w":800,"h":600}}"#)
+        };
+        let ident = |t: i64, user: &str| {
+            format!(r#"{{"k":"custom","t":{t},"name":"identify","data":{{"user":"{user}"}}}}"#)
+        };
+        // The second page view arrives first.
+        store
+            .put_batch(
+                &batch(
+                    "s1",
+                    "p2",
+                    2,
+                    &format!("[{}, {}]", meta(5_000, "http://a/two"), ident(5_100, "bob")),
+                ),
+                0,
+            )
+            .unwrap();
+        store
+            .put_batch(
+                &batch(
+                    "s1",
+                    "p1",
+                    0,
+                    &format!("[{}, {}]", meta(1_000, "http://a/one"), ident(1_100, "ann")),
+                ),
+                0,
+            )
+            .unwrap();
+        store.put_batch(&vis("s1", 1, 9_000), 0).unwrap();
+        store.put_batch(&vis("s0", 0, 500), 0).unwrap();
+
+        let list = store.list_sessions().unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].id, "s0", "oldest first");
+        assert_eq!(
+            list[1],
+            SessionSummary {
+                id: "s1".into(),
+                started_at: 1_000,
+                ended_at: 9_000,
+                batches: 3,
+                events: 5,
+                pages: 2,
+                first_url: Some("http://a/one".into()),
+                user: Some("bob".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn data_survives_reopen_and_is_plain_json_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let b = batch(
+            "s1",
+            "p1",
+            0,
+            r#"[{"k":"custom","t":1000,"name":"note","data":{"canary":"CANARY-7f3a"}}]"#,
+        );
+        SqliteStore::open(&path).unwrap().put_batch(&b, 0).unwrap();
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.session_batches("s1").unwrap(), vec![b]);
+        drop(store);
+        // The WAL may still hold the page; look in both files.
+        let mut raw = std::fs::read(&path).unwrap();
+        raw.extend(std::fs::read(dir.path().join("s.db-wal")).unwrap_or_default());
+        assert!(raw.windows(11).any(|w| w == b"CANARY-7f3a"));
+    }
+
+    #[test]
+    fn refuses_newer_schema_and_non_databases() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        drop(SqliteStore::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        let err = SqliteStore::open(&path).unwrap_err();
+        assert!(
+            matches!(err, StoreError::NewerSchema { found: 99, .. }),
+            "{err}"
+        );
+
+        let junk = dir.path().join("junk.db");
+        std::fs::write(&junk, vec![0xAB; 8192]).unwrap();
+        let err = SqliteStore::open(&junk).unwrap_err();
+        assert!(matches!(err, StoreError::Open { .. }), "{err}");
+        assert!(err.to_string().contains("junk.db"), "{err}");
+    }
+}
