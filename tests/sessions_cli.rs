@@ -194,7 +194,7 @@ fn bad_import_files_exit_2_and_import_nothing() {
     let good0 = batch_json("s-x", "p1", 0, T);
     let good1 = batch_json("s-x", "p1", 1, T + 100);
     let nine_mib = format!("{{\"v\":1,\"sid\":\"{}\"}}", "a".repeat(9 << 20));
-    let mut garbage: Vec<u8> = (0..=255u8).cycle().take(64 * 1024).collect();
+    let mut garbage: Vec<u8> = (0..=255u8).rev().cycle().take(64 * 1024).collect();
     garbage.extend_from_slice(b"\n\x00\x01\x02\n");
 
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
@@ -248,7 +248,7 @@ fn bad_import_files_exit_2_and_import_nothing() {
             .into_bytes(),
             "line 2: JSON is nested too deeply",
         ),
-        ("binary garbage", garbage, "line 1: body is not valid UTF-8"),
+        ("binary garbage", garbage, "line 1: not valid UTF-8 (first invalid byte at offset 0)"),
         ("empty file", Vec::new(), "it contains no batches"),
         (
             "only blank lines",

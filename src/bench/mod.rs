@@ -1,2 +1,4 @@
 //! Benchmarks and the synthetic session generator they use.
+pub mod collect;
+pub mod fit;
 pub mod synth;

@@ -31,10 +31,10 @@
   var SVG = "http://www.w3.org/2000/svg", EXA = "data-understudy-exclude", EXS = "[" + EXA + "]";
   var EP = C.endpoint || (cs && cs.getAttribute("data-endpoint")) ||
     (cs && cs.src ? new URL(cs.src).origin : L.origin) + "/v1/batches";
-  EP = new URL(EP, L.href).href;
+  try { EP = new URL(EP, L.href).href; } catch (e) {}
   var FMS = +C.flushMs >= 50 ? +C.flushMs : 1000;
-  var HDR = (C.headers || []).map(function (h) { return String(h).toLowerCase(); });
-  var UNS = ["[data-understudy-unmask]"].concat((C.unmask || []).filter(function (s) {
+  var HDR = [].concat(C.headers || []).map(function (h) { return String(h).toLowerCase(); });
+  var UNS = ["[data-understudy-unmask]"].concat([].concat(C.unmask || []).filter(function (s) {
     try { D.createDocumentFragment().querySelector(s); return true; } catch (e) { return false; }
   })).join(",");
   var KEEP = /^(id|class|style|role|type|name|for|rel|lang|dir|tabindex|disabled|hidden|checked|selected|multiple|required|readonly|width|height|colspan|rowspan|method|data-testid|data-test-id|data-test|data-understudy-unmask|data-understudy-exclude|viewbox|d|fill|stroke|points|x|y|cx|cy|r|rx|ry|x1|y1|x2|y2|transform|xmlns|stroke-width|opacity|preserveaspectratio)$/;
@@ -94,7 +94,7 @@
 
   /* ---------- state ---------- */
   var REC = false, ok = !C.requireConsent, PV, gen = 0, ids = new WeakMap(), nid = 1, MO = null;
-  var buf = [], tm = 0, mv = null, live = [], chain = Promise.resolve(), gone = false;
+  var buf = [], tm = 0, mv = null, live = [], chain = Promise.resolve(), gone = false, mc = 0;
   var edits = new Map(), errs = new Map(), dA = new Map(), dT = new Set(), heat = new WeakMap();
 
   function push(e) {
@@ -181,18 +181,23 @@
   }
   function onMut(rs) {
     if (!REC) return;
-    if (rs.length > 10000) {
-      // Circuit breaker for runaway pages: stop recording DOM changes for this page view.
+    if ((mc += rs.length) > 10000) {
+      // Circuit breaker for runaway pages (> 10 000 records between two flushes): stop
+      // recording DOM changes for this page view and say so.
       MO.disconnect();
-      return push({ k: "custom", t: now(), name: "$breaker", data: { records: rs.length } });
+      return push({ k: "custom", t: now(), name: "$breaker", data: { records: mc } });
     }
-    var t = now(), first = nid, A = new Map(), T = new Set(), cand = new Set(), adds = [], rems = [];
+    var t = now(), first = nid, A = new Map(), T = new Set(), cand = new Set(), rm = new Set(), adds = [], rems = [];
     rs.forEach(function (r) {
       var g = r.target, p, h, s;
       if (r.type === "childList") {
+        // Ids are forgotten only after all records: a node moved into a removed one later
+        // in the same callback must still get its own `rem`.
         r.removedNodes.forEach(function (n) {
           var id = ids.get(n);
-          if (id) { if ((p = ids.get(g))) rems.push({ p: p, id: id }); forget(n); }
+          if (!id || rm.has(n)) return;
+          if ((p = ids.get(g)) && !rm.has(g)) rems.push({ p: p, id: id });
+          rm.add(n);
         });
         r.addedNodes.forEach(function (n) { cand.add(n); });
       } else if (ids.has(g)) {
@@ -204,6 +209,7 @@
         } else (h ? dT : T).add(g);
       }
     });
+    rm.forEach(forget);
     cand.forEach(function (n) {
       if (ids.has(n) || !n.isConnected) return;
       var u = n, p = n.parentNode, l = [], s, nx, i, o, um, pid;
@@ -229,7 +235,7 @@
     var p = [], i, s, k, a, more;
     for (i = 0; e && e.nodeType === 1 && i < 5; i++, e = e.parentElement) {
       if ((a = tida(e))) { p.unshift("[" + a + '="' + e.getAttribute(a).replace(/["\\]/g, "\\$&") + '"]'); break; }
-      if (!auto(e.id)) { p.unshift("#" + esc(e.id)); break; }
+      if (!auto((k = e.getAttribute("id")))) { p.unshift("#" + esc(k)); break; }
       s = e.localName;
       if (s === "body" || s === "html") { p.unshift(s); break; }
       for (k = 1, a = e.previousElementSibling; a; a = a.previousElementSibling) if (a.localName === s) k++;
@@ -277,7 +283,7 @@
         (t === "a" && (e.hasAttribute("download") || e.getAttribute("target") === "_blank"))
     };
     if (a) o.testid = e.getAttribute(a);
-    if (!auto(e.id)) o.eid = e.id;
+    if (!auto((v = e.getAttribute("id")))) o.eid = v;
     if ((v = role(e))) o.role = v;
     if ((v = e.getAttribute("name"))) o.field = v;
     if (t === "input" || t === "button") o.type = e.type;
@@ -399,9 +405,9 @@
   function ship(s, sync) {
     var it = { s: s, n: 0, st: 0 }, o;
     if (typeof W.__understudyEmit === "function") { try { W.__understudyEmit(s); } catch (e) {} return; }
-    if (sync) { if (!beacon(s)) post(it, s); return; }
     live.push(it);
     if (live.length > 200) { o = live.shift(); o.x = 1; clearTimeout(o.h); }
+    if (sync) return beacon(s) ? done(it) : post(it, s);
     chain = chain
       .then(function () { return W.CompressionStream && !it.x ? gz(s) : s; })
       .catch(function () { return s; })
@@ -411,6 +417,7 @@
   function flush(sync) {
     clearTimeout(tm);
     tm = 0;
+    mc = 0;
     if (!REC) return;
     var m = mut([], [], attrsOf(dA, 1 / 0, []), textsOf(dT, 1 / 0, [])), ev, cur = [], sz = 0;
     dA.clear();
@@ -451,6 +458,7 @@
     var g = ++gen;
     if (MO) MO.disconnect();
     PV = rid("p");
+    errs.clear();
     ids = new WeakMap();
     nid = 1;
     push(meta(load));
@@ -537,7 +545,14 @@
   }
   on(W, "popstate", function () { nav("pop"); });
   on(W, "hashchange", function () { nav("hash"); });
-  on(W, "pagehide", function () { settleAll(); nav("leave"); gone = true; flush(1); }, false);
+  function bye() {
+    if (!gone) { settleAll(); nav("leave"); gone = true; }
+    flush(1);
+  }
+  on(W, "pagehide", bye, false);
+  // A CDP binding call made in pagehide is lost when a navigation commits: the simulator's
+  // pages leave at beforeunload instead (real pages keep bfcache-friendly pagehide only).
+  if (typeof W.__understudyEmit === "function") on(W, "beforeunload", bye, false);
   on(W, "pageshow", function (e) { gone = false; if (e.persisted) begin("back_forward"); }, false);
   on(W, "error", function (e) {
     if (e.target && e.target !== W) return;

@@ -48,7 +48,7 @@ pub enum DecodeError {
     #[error("body is empty; expected one JSON batch")]
     Empty,
     /// The (decompressed) bytes are not UTF-8 text.
-    #[error("body is not valid UTF-8 (first invalid byte at offset {offset})")]
+    #[error("not valid UTF-8 (first invalid byte at offset {offset})")]
     Utf8 { offset: usize },
     /// JSON nested deeper than [`MAX_DEPTH`].
     #[error("JSON is nested too deeply (the limit is {MAX_DEPTH} levels)")]

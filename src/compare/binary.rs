@@ -663,6 +663,12 @@ mod tests {
     }
 
     proptest! {
+        // No regression files: this module's tests must not write into the tree.
+        #![proptest_config(ProptestConfig {
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
         #[test]
         fn paired_intervals_contain_the_estimate(
             a in 0u64..200, b in 0u64..40, c in 0u64..40, d in 0u64..200, conf in 0.5f64..0.999,

@@ -482,6 +482,12 @@ mod tests {
     }
 
     proptest! {
+        // No regression files: this module's tests must not write into the tree.
+        #![proptest_config(ProptestConfig {
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
         #[test]
         fn wilson_is_within_unit_interval_and_contains_estimate(
             n in 1u64..5000, frac in 0.0f64..=1.0, conf in 0.5f64..0.9999,

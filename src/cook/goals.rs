@@ -68,7 +68,9 @@ pub fn parse_goal(spec: &str) -> Result<Goal, GoalError> {
         return Err(GoalError::Empty);
     }
     let owned = || spec.to_string();
-    let colon = spec.find(':').ok_or_else(|| GoalError::NoKind { spec: owned() })?;
+    let colon = spec
+        .find(':')
+        .ok_or_else(|| GoalError::NoKind { spec: owned() })?;
     let (name, head) = match spec.find('=') {
         Some(eq) if eq < colon => (Some(&spec[..eq]), &spec[eq + 1..]),
         _ => (None, spec),
@@ -76,8 +78,7 @@ pub fn parse_goal(spec: &str) -> Result<Goal, GoalError> {
     if let Some(n) = name {
         let ok = !n.is_empty()
             && n.len() <= 64
-            && n
-                .bytes()
+            && n.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
         if !ok {
             return Err(GoalError::BadName {
@@ -86,7 +87,9 @@ pub fn parse_goal(spec: &str) -> Result<Goal, GoalError> {
             });
         }
     }
-    let colon = head.find(':').ok_or_else(|| GoalError::NoKind { spec: owned() })?;
+    let colon = head
+        .find(':')
+        .ok_or_else(|| GoalError::NoKind { spec: owned() })?;
     let kind = head[..colon].trim().to_ascii_lowercase();
     let pattern = head[colon + 1..].trim();
     if pattern.is_empty() {

@@ -243,6 +243,8 @@ pub fn cook_session(sid: &str, batches: &[Batch], goals: &[Goal]) -> CookedSessi
         match f.ev {
             Event::Meta(m) => {
                 page_url[f.page as usize] = Some(m.url.clone());
+                // A new document starts at the top until its snapshot says otherwise.
+                scroll_pos.insert((f.page, 0), (0.0, 0.0));
                 if let Some(h0) = hidden_since.take() {
                     hidden.push((h0, m.t));
                 }
@@ -294,7 +296,15 @@ pub fn cook_session(sid: &str, batches: &[Batch], goals: &[Goal]) -> CookedSessi
             }
             Event::Submit(s) => {
                 let d = target::descriptor(&s.tgt);
-                act(&mut actions, f, s.t, ActionKind::Submit, Some(d), None, None);
+                act(
+                    &mut actions,
+                    f,
+                    s.t,
+                    ActionKind::Submit,
+                    Some(d),
+                    None,
+                    None,
+                );
             }
             Event::Snap(s) => {
                 scroll_pos.insert((f.page, 0), (s.sx, s.sy));
@@ -864,15 +874,20 @@ pub(crate) mod tests {
                     ][l as usize];
                     meta_load(t, &u, load)
                 }),
-                (t.clone(), "[a-c]", -50.0f64..50.0, any::<bool>(), any::<bool>()).prop_map(
-                    |(t, id, x, ia, quiet)| {
+                (
+                    t.clone(),
+                    "[a-c]",
+                    -50.0f64..50.0,
+                    any::<bool>(),
+                    any::<bool>()
+                )
+                    .prop_map(|(t, id, x, ia, quiet)| {
                         let mut c = click(t, &id, x, x, ia);
                         if let Event::Click(c) = &mut c {
                             c.tgt.quiet = quiet;
                         }
                         c
-                    }
-                ),
+                    }),
                 t.clone().prop_map(mutation),
                 (t.clone(), "[a-z]{0,5}").prop_map(|(t, m)| err(t, &m)),
                 (t.clone(), 0u16..600, 0u32..10_000)

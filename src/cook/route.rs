@@ -121,7 +121,10 @@ mod tests {
             ("/cart/", "/cart"),
             ("//cart//items/", "/cart/items"),
             ("cart", "/cart"),
-            ("/order/3f2504e0-4f89-11d3-9a0c-0305e82c3301/confirmation", "/order/:id/confirmation"),
+            (
+                "/order/3f2504e0-4f89-11d3-9a0c-0305e82c3301/confirmation",
+                "/order/:id/confirmation",
+            ),
             ("/u/5f2b9c0e7a", "/u/:id"),
             ("/u/deadbeef", "/u/deadbeef"),
             ("/t/aGVsbG8gd29ybGQ1Mj", "/t/:id"),

@@ -382,7 +382,10 @@ mod tests {
             ],
             true,
         ));
-        assert!(kinds(&s, SignalKind::RageClick).is_empty(), "1001 ms is too slow");
+        assert!(
+            kinds(&s, SignalKind::RageClick).is_empty(),
+            "1001 ms is too slow"
+        );
 
         let s = run_signals(with_page(
             vec![
@@ -399,7 +402,15 @@ mod tests {
         // Different targets, 100 px apart: joins; 5 clicks give one signal.
         let s = run_signals(with_page(
             (0..5)
-                .map(|i| click(1000 + i * 200, &format!("t{i}"), 100.0 * i as f64, 0.0, true))
+                .map(|i| {
+                    click(
+                        1000 + i * 200,
+                        &format!("t{i}"),
+                        100.0 * i as f64,
+                        0.0,
+                        true,
+                    )
+                })
                 .collect(),
             true,
         ));
@@ -409,7 +420,15 @@ mod tests {
         // 101 px apart on different targets: no burst.
         let s = run_signals(with_page(
             (0..3)
-                .map(|i| click(1000 + i * 200, &format!("t{i}"), 101.0 * i as f64, 0.0, true))
+                .map(|i| {
+                    click(
+                        1000 + i * 200,
+                        &format!("t{i}"),
+                        101.0 * i as f64,
+                        0.0,
+                        true,
+                    )
+                })
                 .collect(),
             true,
         ));
@@ -418,7 +437,9 @@ mod tests {
 
     #[test]
     fn rage_is_suppressed_on_quiet_targets() {
-        let mut evs: Vec<Event> = (0..4).map(|i| click(1000 + i * 100, "q", 0.0, 0.0, true)).collect();
+        let mut evs: Vec<Event> = (0..4)
+            .map(|i| click(1000 + i * 100, "q", 0.0, 0.0, true))
+            .collect();
         for e in &mut evs {
             if let Event::Click(c) = e {
                 c.tgt.quiet = true;
@@ -448,7 +469,10 @@ mod tests {
         assert_eq!(kinds(&s, SignalKind::DeadClick).len(), 1);
         // A request that starts within the window (ends later): alive.
         let s = run_signals(with_page(
-            vec![click(1000, "b", 0.0, 0.0, true), net(9000, "GET", "/api/x", 200, 7000)],
+            vec![
+                click(1000, "b", 0.0, 0.0, true),
+                net(9000, "GET", "/api/x", 200, 7000),
+            ],
             true,
         ));
         assert!(kinds(&s, SignalKind::DeadClick).is_empty());
@@ -474,7 +498,9 @@ mod tests {
     #[test]
     fn dead_rage_burst_is_one_dead_click() {
         let s = run_signals(with_page(
-            (0..4).map(|i| click(1000 + i * 300, "pay", 5.0, 5.0, true)).collect(),
+            (0..4)
+                .map(|i| click(1000 + i * 300, "pay", 5.0, 5.0, true))
+                .collect(),
             true,
         ));
         let dead = kinds(&s, SignalKind::DeadClick);
@@ -507,7 +533,12 @@ mod tests {
         assert_eq!(kinds(&s, SignalKind::ErrorClick).len(), 1);
         // A chain broken by a 101 ms gap closes at the 1 s floor.
         let mut evs = vec![click(1000, "c", 0.0, 0.0, true)];
-        evs.extend([mutation(1050), mutation(1151), mutation(1900), mutation(2000)]);
+        evs.extend([
+            mutation(1050),
+            mutation(1151),
+            mutation(1900),
+            mutation(2000),
+        ]);
         evs.push(err(2050, "after"));
         let s = run_signals(with_page(evs, true));
         assert!(kinds(&s, SignalKind::ErrorClick).is_empty());

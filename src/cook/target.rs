@@ -79,7 +79,11 @@ mod tests {
         t.label = Some("Pay".into());
         assert_eq!(descriptor(&t), "label:Pay");
         t.role = Some("button".into());
-        assert_eq!(descriptor(&t), "label:Pay", "a role without a name is not enough");
+        assert_eq!(
+            descriptor(&t),
+            "label:Pay",
+            "a role without a name is not enough"
+        );
         t.name = Some("  Pay   now ".into());
         assert_eq!(descriptor(&t), "role:button[Pay now]");
         t.eid = Some("pay".into());

@@ -175,9 +175,7 @@ impl Chain {
     }
 
     fn row1(&self, ctx: Context) -> Option<&Row> {
-        self.first
-            .get(ctx.cur? as usize)
-            .filter(|r| r.total > 0)
+        self.first.get(ctx.cur? as usize).filter(|r| r.total > 0)
     }
 
     fn row_route(&self, ctx: Context) -> Option<&Row> {
@@ -276,7 +274,14 @@ mod tests {
         for order in [1, 2] {
             let c = chain(order);
             for prev in [None, Some(START), Some(3), Some(99)] {
-                for cur in [None, Some(START), Some(3), Some(4), Some(CONVERTED), Some(END)] {
+                for cur in [
+                    None,
+                    Some(START),
+                    Some(3),
+                    Some(4),
+                    Some(CONVERTED),
+                    Some(END),
+                ] {
                     for route in [None, Some(0), Some(1)] {
                         let ctx = Context { prev, cur, route };
                         let s = row_sum(&c, ctx);

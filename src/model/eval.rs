@@ -348,7 +348,10 @@ mod tests {
     fn wilson_matches_known_values() {
         // 30/100: [0.2189, 0.3958] (Newcombe 1998, method 3).
         let [lo, hi] = wilson(30, 100);
-        assert!((lo - 0.2189).abs() < 1e-4 && (hi - 0.3958).abs() < 1e-4, "{lo} {hi}");
+        assert!(
+            (lo - 0.2189).abs() < 1e-4 && (hi - 0.3958).abs() < 1e-4,
+            "{lo} {hi}"
+        );
         assert_eq!(wilson(0, 0), [0.0, 1.0]);
         assert_eq!(wilson(0, 10)[0], 0.0);
     }

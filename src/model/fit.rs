@@ -31,8 +31,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::chain::Chain;
 use super::{
-    DeviceBucket, LogNormal, Model, Provenance, RetryModel, RouteInfo, State, StateId,
-    TypingModel, CONVERTED, END, MARKERS, START,
+    DeviceBucket, LogNormal, Model, Provenance, RetryModel, RouteInfo, State, StateId, TypingModel,
+    CONVERTED, END, MARKERS, START,
 };
 use crate::cook::{ActionKind, CookedSession, SignalKind};
 use crate::event::ValueClass;
@@ -574,11 +574,17 @@ mod tests {
 
     #[test]
     fn log_normal_mle_and_shrinkage() {
-        let xs: Vec<f64> = [100.0f64, 1000.0, 10_000.0].iter().map(|x| x.ln()).collect();
+        let xs: Vec<f64> = [100.0f64, 1000.0, 10_000.0]
+            .iter()
+            .map(|x| x.ln())
+            .collect();
         let g = fit_global(&xs, THINK_PRIOR);
         assert!((g.median() - 1000.0).abs() < 1e-6);
         let want_sigma = ((2.0 * 10f64.ln().powi(2)) / 3.0).sqrt();
-        assert!((g.sigma - want_sigma).abs() < 1e-12, "MLE uses n, not n − 1");
+        assert!(
+            (g.sigma - want_sigma).abs() < 1e-12,
+            "MLE uses n, not n − 1"
+        );
         // 20 observations get half weight.
         let ys = vec![(10.0f64).ln(); 20];
         let s = shrink(&ys, g);

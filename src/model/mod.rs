@@ -317,7 +317,11 @@ impl Model {
         if id == START {
             return self.chain.first.first().map(|r| r.total).unwrap_or(0);
         }
-        self.chain.first.get(id as usize).map(|r| r.total).unwrap_or(0)
+        self.chain
+            .first
+            .get(id as usize)
+            .map(|r| r.total)
+            .unwrap_or(0)
             + u64::from(id == END) * self.exits_total()
     }
 
@@ -439,7 +443,10 @@ mod tests {
     }
 
     pub(crate) fn cooked(n: usize, seed: u64) -> Vec<CookedSession> {
-        let goals: Vec<_> = goal_specs().iter().map(|s| parse_goal(s).unwrap()).collect();
+        let goals: Vec<_> = goal_specs()
+            .iter()
+            .map(|s| parse_goal(s).unwrap())
+            .collect();
         synth::sessions(n, seed)
             .iter()
             .map(|b| cook_session(&b[0].sid, b, &goals))
