@@ -21,7 +21,8 @@
 //! | `scroll` | a burst of scroll events, each ≤ [`SCROLL_BURST_GAP_MS`] after the previous, in one page view, kept when some scroller moved ≥ [`SCROLL_MIN_PX`] (Euclidean) from where it was before the burst; at the burst's first event |
 //!
 //! `think_ms` is the time since the previous action minus the time the tab was hidden in
-//! between (from `vis` events; a new page view ends a hidden spell). The first action's is 0.
+//! between (from `vis` events; a new page view ends a hidden spell), and for inputs minus the
+//! typing time (an input is logged when the edit settles). The first action's is 0.
 
 pub mod goals;
 pub mod route;
@@ -127,7 +128,8 @@ pub struct Action {
     /// For inputs: how it was typed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub typing: Option<Typing>,
-    /// Milliseconds since the previous action, excluding time the tab was hidden.
+    /// Milliseconds since the previous action, excluding time the tab was hidden and, for
+    /// inputs, the typing itself.
     pub think_ms: i64,
     /// Index of the page view (from 0) it happened in.
     pub page: u32,
@@ -366,7 +368,12 @@ pub fn cook_session(sid: &str, batches: &[Batch], goals: &[Goal]) -> CookedSessi
     for (t, a) in actions.iter_mut() {
         if let Some(p) = prev {
             let gap = t.saturating_sub(p);
-            a.think_ms = gap.saturating_sub(hidden_overlap(&hidden, p, *t)).max(0);
+            // An input is logged when the edit settles; its think time ends when typing began.
+            let typing = a.typing.map_or(0, |ty| i64::from(ty.dur_ms));
+            a.think_ms = gap
+                .saturating_sub(hidden_overlap(&hidden, p, *t))
+                .saturating_sub(typing)
+                .max(0);
         }
         prev = Some(*t);
     }

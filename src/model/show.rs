@@ -91,6 +91,7 @@ pub fn render(model: &Model, top: usize) -> String {
 
     out.push('\n');
     out.push_str(&evaluation_text(model.evaluation.as_ref()));
+    out.push('\n');
 
     let paths = top_paths(model, top);
     let _ = writeln!(
