@@ -414,7 +414,9 @@ async fn hostile_bodies_are_refused_clearly_and_nothing_is_stored() {
     invalid_utf8[at] = 0xC3;
     invalid_utf8[at + 1] = 0x28;
 
-    let cases: Vec<(&str, Vec<u8>, Vec<(&str, &str)>, u16, &str)> = vec![
+    // (case, body, extra headers, status, part of the message)
+    type Case<'a> = (&'a str, Vec<u8>, Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         ("empty body", vec![], vec![], 400, "body is empty"),
         (
             "not JSON",
@@ -491,7 +493,7 @@ async fn hostile_bodies_are_refused_clearly_and_nothing_is_stored() {
         ),
         (
             "no events",
-            format!(r#"{{"v":1,"sid":"s","pvid":"p","seq":0,"events":[]}}"#).into_bytes(),
+            br#"{"v":1,"sid":"s","pvid":"p","seq":0,"events":[]}"#.to_vec(),
             vec![],
             400,
             "invalid batch: batch has no events",
@@ -777,4 +779,32 @@ async fn graceful_stop_keeps_everything_acknowledged() {
     let store = SqliteStore::open(&db).unwrap();
     assert_eq!(store.session_batches("s-keep").unwrap().len(), 5);
     drop(dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn store_failure_answers_503_and_keeps_serving() {
+    let server = Server::start().await;
+    assert_eq!(
+        server.post(batch_json("s-1", 0, T).as_bytes()).await.status,
+        200
+    );
+
+    // Break the database under the collector's feet: a real SQLite failure, no mock.
+    let conn = rusqlite::Connection::open(&server.db).unwrap();
+    conn.execute_batch("DROP TABLE batches").unwrap();
+    drop(conn);
+
+    let r = server.post(batch_json("s-1", 1, T + 1).as_bytes()).await;
+    assert_eq!(r.status, 503);
+    let error = r.error();
+    assert!(
+        error.starts_with("the session store is unavailable, retry later: ")
+            && error.contains("no such table: batches"),
+        "{error}"
+    );
+    let health = request(server.addr, "GET", "/healthz", &[], b"").await;
+    assert_eq!(health.status, 200, "the writer survives a failed write");
+    let r = server.post(b"not json").await;
+    assert_eq!(r.status, 400, "and requests are still answered");
+    server.stop().await;
 }

@@ -103,7 +103,10 @@ fn malformed_model_files_exit_2_with_a_clear_message() {
             r#"{"format":"understudy-model","version":99}"#,
             "unsupported model version 99",
         ),
-        (r#"{"format":"understudy-model","version":1,"#, "not valid JSON"),
+        (
+            r#"{"format":"understudy-model","version":1,"#,
+            "not valid JSON",
+        ),
         (r#"{"format":"other","version":1}"#, "unknown format"),
         ("hello", "expected a JSON object"),
         (
@@ -118,7 +121,10 @@ fn malformed_model_files_exit_2_with_a_clear_message() {
         assert_eq!(o.status.code(), Some(2), "{content}: {}", stderr(&o));
         let err = stderr(&o);
         assert!(err.contains(want), "{content}: {err}");
-        assert!(err.contains(path(&file)), "the message names the file: {err}");
+        assert!(
+            err.contains(path(&file)),
+            "the message names the file: {err}"
+        );
     }
     let o = understudy(&["model", "show", path(&dir.path().join("missing.json"))]);
     assert_eq!(o.status.code(), Some(2));
@@ -155,9 +161,19 @@ fn cook_prints_text_and_json_and_rejects_bad_input() {
 
     let o = understudy(&["cook", "--db", path(&db), "--goal", "click:/x"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("unknown kind `click`"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unknown kind `click`"),
+        "{}",
+        stderr(&o)
+    );
 
-    let o = understudy(&["fit", "--db", path(&dir.path().join("none.db")), "--out", "x.json"]);
+    let o = understudy(&[
+        "fit",
+        "--db",
+        path(&dir.path().join("none.db")),
+        "--out",
+        "x.json",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("no session database"));
 }

@@ -248,7 +248,11 @@ fn bad_import_files_exit_2_and_import_nothing() {
             .into_bytes(),
             "line 2: JSON is nested too deeply",
         ),
-        ("binary garbage", garbage, "line 1: not valid UTF-8 (first invalid byte at offset 0)"),
+        (
+            "binary garbage",
+            garbage,
+            "line 1: not valid UTF-8 (first invalid byte at offset 0)",
+        ),
         ("empty file", Vec::new(), "it contains no batches"),
         (
             "only blank lines",
@@ -272,9 +276,7 @@ fn bad_import_files_exit_2_and_import_nothing() {
             "{case}: message too long: {} bytes",
             err.len()
         );
-        if db.exists() {
-            assert_eq!(rows(&db), 0, "{case}: rows were imported");
-        }
+        assert!(!db.exists(), "{case}: the database was created or touched");
     }
 
     let out = understudy(&[
@@ -286,6 +288,20 @@ fn bad_import_files_exit_2_and_import_nothing() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("cannot read"), "{}", stderr(&out));
+
+    let db = seeded_db(dir.path());
+    let nowhere = dir.path().join("no-such-dir").join("out.ndjson");
+    let out = understudy(&[
+        "sessions",
+        "export",
+        "s-a",
+        "--db",
+        path(&db),
+        "--out",
+        path(&nowhere),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cannot write"), "{}", stderr(&out));
 }
 
 #[test]

@@ -580,9 +580,7 @@ impl Gen {
     ) {
         let id = self.page().marks.get(mark).copied().unwrap_or(1);
         let tgt = self.target(spec);
-        let (keys, dur, dels) = if paste {
-            (1, 0, 0)
-        } else if matches!(cls, ValueClass::Choice | ValueClass::Toggle) {
+        let (keys, dur, dels) = if paste || matches!(cls, ValueClass::Choice | ValueClass::Toggle) {
             (1, 0, 0)
         } else {
             let dels = if self.rng.random_bool(0.25) {

@@ -69,7 +69,7 @@ fn export(id: &str, db: &Path, out: Option<&Path>) -> anyhow::Result<()> {
                 _ => Path::new("."),
             };
             let mut tmp = tempfile::NamedTempFile::new_in(dir)
-                .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+                .map_err(|e| bad_input(format!("cannot write {}: {e}", path.display())))?;
             write_ndjson(&mut BufWriter::new(tmp.as_file_mut()), &batches)
                 .with_context(|| format!("writing {}", path.display()))?;
             tmp.as_file().sync_all()?;

@@ -16,6 +16,9 @@ pub enum CollectError {
     /// The session store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The thread that owns the store could not be started.
+    #[error("cannot start the store writer thread: {0}")]
+    Thread(#[source] std::io::Error),
     /// The listener failed.
     #[error("collector server failed: {0}")]
     Serve(#[from] std::io::Error),

@@ -90,7 +90,7 @@ impl Collector {
         store: impl SessionStore + Send + 'static,
         limits: Limits,
     ) -> Result<(Arc<Collector>, StoreThread), CollectError> {
-        let (writer, thread) = Writer::start(store)?;
+        let (writer, thread) = Writer::start(store).map_err(CollectError::Thread)?;
         let in_flight = Semaphore::new(limits.max_in_flight.max(1));
         let collector = Collector {
             limits,

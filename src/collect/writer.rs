@@ -118,3 +118,50 @@ pub(crate) fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+
+    fn batch(seq: u64, v: u32) -> Batch {
+        serde_json::from_str(&format!(
+            r#"{{"v":{v},"sid":"s1","pvid":"p1","seq":{seq},"events":[{{"k":"vis","t":1733300000000,"hidden":true}}]}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_bad_batch_does_not_fail_the_rest_of_its_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let store = SqliteStore::open(&path).unwrap();
+        // Queue everything before the writer runs, so it all lands in one group.
+        let (jobs, rx) = mpsc::unbounded_channel();
+        let answers: Vec<_> = [batch(0, 1), batch(1, 99), batch(2, 1), batch(0, 1)]
+            .into_iter()
+            .map(|batch| {
+                let (reply, answer) = oneshot::channel();
+                jobs.send(Job { batch, reply }).unwrap();
+                answer
+            })
+            .collect();
+        drop(jobs);
+        run(store, rx);
+
+        let got: Vec<String> = answers
+            .into_iter()
+            .map(|a| match a.blocking_recv().unwrap() {
+                Ok(outcome) => format!("{outcome:?}"),
+                Err(StoreError::Invalid { seq, .. }) => format!("invalid {seq}"),
+                Err(e) => panic!("unexpected {e}"),
+            })
+            .collect();
+        assert_eq!(got, ["Stored", "invalid 1", "Stored", "Duplicate"]);
+        let stored = SqliteStore::open(&path)
+            .unwrap()
+            .session_batches("s1")
+            .unwrap();
+        assert_eq!(stored.iter().map(|b| b.seq).collect::<Vec<_>>(), [0, 2]);
+    }
+}

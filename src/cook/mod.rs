@@ -313,7 +313,8 @@ pub fn cook_session(sid: &str, batches: &[Batch], goals: &[Goal]) -> CookedSessi
             }
             Event::Scroll(s) => {
                 let continues = burst.as_ref().is_some_and(|b| {
-                    b.page == f.page && (0..=SCROLL_BURST_GAP_MS).contains(&(s.t - b.last_t))
+                    b.page == f.page
+                        && (0..=SCROLL_BURST_GAP_MS).contains(&s.t.saturating_sub(b.last_t))
                 });
                 if !continues {
                     if let Some(b) = burst.take() {
@@ -506,7 +507,7 @@ impl CookedSession {
             if let Some(vc) = a.value_class {
                 let _ = write!(out, " = {}", value_class_name(vc));
             }
-            if let Some(ty) = a.typing {
+            if let Some(ty) = a.typing.filter(|t| t.keys > 1 || t.paste || t.dels > 0) {
                 let _ = write!(
                     out,
                     " ({} keys in {}, {} del{})",
@@ -865,7 +866,11 @@ pub(crate) mod tests {
         use proptest::prelude::*;
 
         fn arb_event() -> impl Strategy<Value = Event> {
-            let t = -5_000i64..200_000;
+            // Mostly plausible times, sometimes hostile extremes.
+            let t = prop_oneof![
+                20 => -5_000i64..200_000,
+                1 => any::<i64>(),
+            ];
             let url = prop_oneof![
                 Just("https://s.example/".to_string()),
                 Just("/product/42".to_string()),

@@ -10,7 +10,7 @@
 //! |---|---|
 //! | `rage_click` | ≥ [`RAGE_MIN_CLICKS`] clicks, each ≤ [`RAGE_MAX_GAP_MS`] after the previous, on the same target descriptor or ≤ [`RAGE_MAX_DISTANCE_PX`] (Euclidean) from the previous click, in one page view. One signal per burst, at its first click, `count` = clicks. Clicks on `quiet` targets (text fields, selects…) neither start nor join a burst. |
 //! | `dead_click` | a click on an interactive-looking (`ia`), non-`quiet` target with no reaction (DOM mutation, page view, SPA navigation, request start or end, scroll, visibility change) from the click until [`DEAD_WINDOW_MS`] after it. Clicks on the same target ≤ [`DEAD_MERGE_MS`] apart are merged (a rage burst gives one dead click, `count` = clicks) and the window runs from the first to [`DEAD_WINDOW_MS`] after the last. Not flagged when the recording ends before the window closes. |
-//! | `error_click` | a JS error during a click's activity window: from the click until [`ACTIVITY_QUIET_MS`] after the last of a chain of mutations/requests/page loads each ≤ [`ACTIVITY_QUIET_MS`] after the previous, at least [`ERROR_WINDOW_MIN_MS`] and at most [`ERROR_WINDOW_MAX_MS`]. Each error goes to the latest click whose window holds it; one signal per click, `count` = errors. |
+//! | `error_click` | a JS error during a click's activity window. Activity is DOM mutations, page loads and requests in flight (from start to end) that begin at or after the click; the window runs from the click until activity has been quiet for [`ACTIVITY_QUIET_MS`] (each new activity must begin within that long of the previous activity's end), at least [`ERROR_WINDOW_MIN_MS`] and at most [`ERROR_WINDOW_MAX_MS`]. Each error goes to the latest click whose window holds it; one signal per click, `count` = errors. |
 //! | `js_error` | every `err` event. |
 //! | `failed_request` | every request with status ≥ 400, or 0 (network error, abort). |
 //! | `repeated_request` | ≥ [`REPEAT_MIN_REQUESTS`] requests with identical method and URL, each starting ≤ [`REPEAT_MAX_GAP_MS`] after the previous one started. One signal per run, at its first request, `count` = requests. |
@@ -35,7 +35,7 @@ pub const RAGE_MAX_DISTANCE_PX: f64 = 100.0;
 pub const DEAD_WINDOW_MS: i64 = 2500;
 /// Clicks on the same target this close together form one dead-click candidate.
 pub const DEAD_MERGE_MS: i64 = 1000;
-/// Page activity ends this long after the last mutation or request event.
+/// Page activity ends once nothing happened for this long (no mutation, no request in flight).
 pub const ACTIVITY_QUIET_MS: i64 = 100;
 /// A click's error window lasts at least this long.
 pub const ERROR_WINDOW_MIN_MS: i64 = 1000;
@@ -162,23 +162,24 @@ pub(crate) fn detect(flat: &[Flat<'_>], routes: &[String], start: i64, end: i64)
     }
     flush_rage(&mut burst, &mut out);
 
-    // Reactions (dead clicks) and activity (error clicks), as sorted timestamps.
+    // Reactions (dead clicks) as sorted timestamps; activity (error clicks) as intervals
+    // sorted by start.
     let mut reactions = Vec::new();
-    let mut activity = Vec::new();
+    let mut activity: Vec<(i64, i64)> = Vec::new();
     for f in flat {
         match f.ev {
             Event::Mut(m) => {
                 reactions.push(m.t);
-                activity.push(m.t);
+                activity.push((m.t, m.t));
             }
             Event::Meta(m) => {
                 reactions.push(m.t);
-                activity.push(m.t);
+                activity.push((m.t, m.t));
             }
             Event::Net(n) => {
                 let s = n.t.saturating_sub(i64::from(n.dur));
                 reactions.extend([s, n.t]);
-                activity.extend([s, n.t]);
+                activity.push((s, n.t.max(s)));
             }
             Event::Nav(n) => reactions.push(n.t),
             Event::Scroll(s) => reactions.push(s.t),
@@ -299,7 +300,9 @@ pub(crate) fn detect(flat: &[Flat<'_>], routes: &[String], start: i64, end: i64)
         let mut k = 0;
         while k < starts.len() {
             let mut j = k + 1;
-            while j < starts.len() && starts[j].0 - starts[j - 1].0 <= REPEAT_MAX_GAP_MS {
+            while j < starts.len()
+                && starts[j].0.saturating_sub(starts[j - 1].0) <= REPEAT_MAX_GAP_MS
+            {
                 j += 1;
             }
             if (j - k) as u32 >= REPEAT_MIN_REQUESTS {
@@ -317,20 +320,22 @@ pub(crate) fn detect(flat: &[Flat<'_>], routes: &[String], start: i64, end: i64)
         }
     }
 
-    out.sort_by(|a, b| (a.t, a.kind).cmp(&(b.t, b.kind)));
+    out.sort_by_key(|a| (a.t, a.kind));
     out
 }
 
 /// End of a click's activity window (epoch ms): see `error_click` in the module docs.
-fn activity_end(activity: &[i64], click_t: i64) -> i64 {
+/// `activity` holds `(start, end)` intervals sorted by start.
+fn activity_end(activity: &[(i64, i64)], click_t: i64) -> i64 {
     let cap = click_t.saturating_add(ERROR_WINDOW_MAX_MS);
     let mut last = click_t;
-    loop {
-        let i = activity.partition_point(|&a| a <= last);
-        match activity.get(i) {
-            Some(&a) if a <= last.saturating_add(ACTIVITY_QUIET_MS) && a <= cap => last = a,
-            _ => break,
+    let mut i = activity.partition_point(|&(s, _)| s < click_t);
+    while let Some(&(s, e)) = activity.get(i) {
+        if s > last.saturating_add(ACTIVITY_QUIET_MS) || s > cap {
+            break;
         }
+        last = last.max(e).min(cap);
+        i += 1;
     }
     last.saturating_add(ACTIVITY_QUIET_MS)
         .clamp(click_t.saturating_add(ERROR_WINDOW_MIN_MS), cap)
@@ -541,6 +546,41 @@ mod tests {
         ]);
         evs.push(err(2050, "after"));
         let s = run_signals(with_page(evs, true));
+        assert!(kinds(&s, SignalKind::ErrorClick).is_empty());
+    }
+
+    #[test]
+    fn a_request_in_flight_keeps_the_window_open() {
+        // The click starts a 3 s request; its failure is reported when it ends.
+        let s = run_signals(with_page(
+            vec![
+                click(1000, "pay", 0.0, 0.0, true),
+                net(4000, "POST", "/api/pay", 502, 3000),
+                err(4050, "payment failed"),
+            ],
+            true,
+        ));
+        assert_eq!(kinds(&s, SignalKind::ErrorClick).len(), 1);
+        // 101 ms after the request ended, the window is closed.
+        let s = run_signals(with_page(
+            vec![
+                click(1000, "pay", 0.0, 0.0, true),
+                net(4000, "POST", "/api/pay", 502, 3000),
+                err(4101, "payment failed"),
+            ],
+            true,
+        ));
+        assert!(kinds(&s, SignalKind::ErrorClick).is_empty());
+        // A request that started before the click is not the click's activity.
+        let s = run_signals(with_page(
+            vec![
+                net(100, "GET", "/api/poll", 200, 0),
+                click(1000, "pay", 0.0, 0.0, true),
+                net(4000, "GET", "/api/poll", 200, 3500),
+                err(3000, "unrelated"),
+            ],
+            true,
+        ));
         assert!(kinds(&s, SignalKind::ErrorClick).is_empty());
     }
 

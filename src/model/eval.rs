@@ -27,7 +27,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::chain::{Chain, Context};
-use super::fit::{fit, FitError, FitOptions};
+use super::fit::{fit_refs, FitError, FitOptions};
 use super::{Model, StateId, CONVERTED, END, START};
 use crate::cook::{ActionKind, CookedSession};
 
@@ -132,8 +132,7 @@ pub fn evaluate(
         return Ok(None);
     }
     let (train, test) = used.split_at(n - n_test);
-    let train_owned: Vec<CookedSession> = train.iter().map(|&s| s.clone()).collect();
-    let model = fit(&train_owned, opts)?;
+    let model = fit_refs(train, opts)?;
     let chain = model.chain();
 
     let mut acc = Acc::default();

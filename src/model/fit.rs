@@ -49,7 +49,7 @@ pub const THINK_PRIOR: LogNormal = LogNormal {
 };
 /// Inter-key prior when no edit had two keystrokes: median 180 ms, σ = 0.5.
 pub const INTER_KEY_PRIOR: LogNormal = LogNormal {
-    mu: 5.192_956_850_890_211_5, // ln 180
+    mu: 5.192_956_850_890_211, // ln 180
     sigma: 0.5,
     n: 0,
 };
@@ -139,29 +139,41 @@ pub fn fit_and_evaluate(sessions: &[CookedSession], opts: &FitOptions) -> Result
     Ok(model)
 }
 
-/// The states of a session's sequence, as keys into the state table.
-fn action_key(a: &crate::cook::Action) -> (String, ActionKind, Option<String>) {
+/// What names an action state: route, kind and target.
+pub(crate) type ActionKey = (String, ActionKind, Option<String>);
+
+/// The state key of an action.
+fn action_key(a: &crate::cook::Action) -> ActionKey {
     (a.route.clone(), a.kind, a.target.clone())
 }
 
 /// Fits a model on `sessions` (without evaluation).
 pub fn fit(sessions: &[CookedSession], opts: &FitOptions) -> Result<Model, FitError> {
+    fit_refs(&sessions.iter().collect::<Vec<_>>(), opts)
+}
+
+/// [`fit`] on borrowed sessions (the evaluation fits on a subset without copying it).
+pub(crate) fn fit_refs(sessions: &[&CookedSession], opts: &FitOptions) -> Result<Model, FitError> {
     opts.check()?;
-    let used: Vec<&CookedSession> = sessions.iter().filter(|s| !s.actions.is_empty()).collect();
+    let used: Vec<&CookedSession> = sessions
+        .iter()
+        .copied()
+        .filter(|s| !s.actions.is_empty())
+        .collect();
     let skipped = (sessions.len() - used.len()) as u64;
     if used.is_empty() {
         return Err(FitError::NoSessions { skipped });
     }
 
     // State table: markers, then action states sorted by token.
-    let keys: BTreeSet<(String, ActionKind, Option<String>)> = used
+    let keys: BTreeSet<ActionKey> = used
         .iter()
         .flat_map(|s| s.actions.iter().map(action_key))
         .collect();
     if keys.len() + MARKERS.len() > MAX_STATES {
         return Err(FitError::TooManyStates(keys.len() + MARKERS.len()));
     }
-    let mut keyed: Vec<(String, (String, ActionKind, Option<String>))> = keys
+    let mut keyed: Vec<(String, ActionKey)> = keys
         .into_iter()
         .map(|k| (State::token_of(&k.0, k.1, k.2.as_deref()), k))
         .collect();
@@ -169,7 +181,7 @@ pub fn fit(sessions: &[CookedSession], opts: &FitOptions) -> Result<Model, FitEr
     let route_names: BTreeSet<&str> = keyed.iter().map(|(_, k)| k.0.as_str()).collect();
     let route_names: Vec<String> = route_names.into_iter().map(str::to_string).collect();
     let route_id = |r: &str| route_names.binary_search_by(|x| x.as_str().cmp(r)).ok();
-    let mut state_of: BTreeMap<(String, ActionKind, Option<String>), StateId> = BTreeMap::new();
+    let mut state_of: BTreeMap<ActionKey, StateId> = BTreeMap::new();
     let mut state_route: Vec<Option<u32>> = vec![None; MARKERS.len()];
     for (i, (_, k)) in keyed.iter().enumerate() {
         state_of.insert(k.clone(), (i + MARKERS.len()) as StateId);
@@ -307,7 +319,7 @@ pub fn fit(sessions: &[CookedSession], opts: &FitOptions) -> Result<Model, FitEr
             sessions: n,
         })
         .collect();
-    device_mix.sort_by(|a, b| b.sessions.cmp(&a.sessions));
+    device_mix.sort_by_key(|d| std::cmp::Reverse(d.sessions));
 
     let provenance = Provenance {
         sessions: used.len() as u64,
@@ -318,6 +330,7 @@ pub fn fit(sessions: &[CookedSession], opts: &FitOptions) -> Result<Model, FitEr
         last_started_at: used.iter().map(|s| s.started_at).max().unwrap_or(0),
         goals: opts.goals.clone(),
         converted_sessions: converted,
+        order: opts.order,
     };
     let chain = Chain::new(
         opts.order,
@@ -343,10 +356,7 @@ pub fn fit(sessions: &[CookedSession], opts: &FitOptions) -> Result<Model, FitEr
 
 /// The state-id sequence of a session: START, actions (CONVERTED after the converting one),
 /// END. Actions missing from `state_of` are skipped (evaluation maps them separately).
-pub(crate) fn sequence(
-    s: &CookedSession,
-    state_of: &BTreeMap<(String, ActionKind, Option<String>), StateId>,
-) -> Vec<StateId> {
+pub(crate) fn sequence(s: &CookedSession, state_of: &BTreeMap<ActionKey, StateId>) -> Vec<StateId> {
     let mut seq = Vec::with_capacity(s.actions.len() + 3);
     seq.push(START);
     for (i, a) in s.actions.iter().enumerate() {

@@ -261,6 +261,12 @@ fn validate(w: Wire) -> Result<Model, FormatError> {
     if n > super::fit::MAX_STATES {
         return Err(invalid(format!("{n} states is over the limit")));
     }
+    if w.provenance.order != w.chain.order {
+        return Err(invalid(format!(
+            "provenance says order {} but the chain has order {}",
+            w.provenance.order, w.chain.order
+        )));
+    }
     if !(1..=2).contains(&w.chain.order) {
         return Err(invalid(format!(
             "chain order must be 1 or 2, got {}",

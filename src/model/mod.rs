@@ -209,6 +209,8 @@ pub struct Provenance {
     /// Goal specs that defined conversion.
     pub goals: Vec<String>,
     pub converted_sessions: u64,
+    /// Markov order of the chain (1, or 2 with back-off).
+    pub order: u8,
 }
 
 /// A fitted behaviour model. Build one with [`fit()`]; read one with [`Model::from_json`].
