@@ -17,6 +17,7 @@ pub mod collect;
 pub mod store;
 pub mod cook;
 pub mod model;
+pub mod simulate;
 pub mod compare;
 // Supporting modules.
 pub mod bench;

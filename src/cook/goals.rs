@@ -14,6 +14,7 @@
 //! (value bare or quoted). Combinators and pseudo-classes are rejected, because the node table
 //! cook keeps has no layout and no tree order. Without `NAME=`, the goal is named by its spec.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
@@ -313,15 +314,16 @@ fn parse_attr(inner: &str) -> Result<AttrTest, String> {
 /// Follows one session's events and records when each goal is first reached.
 ///
 /// For element goals it keeps a node table `id → (tag, attributes)` per document, fed by the
-/// snapshot, added subtrees and attribute changes, and cleared on every new page view.
-pub(crate) struct GoalTracker<'g> {
+/// snapshot, added subtrees and attribute changes, and cleared on every new page view. The
+/// table borrows from the events; attributes are copied only when a change edits them.
+pub(crate) struct GoalTracker<'g, 'e> {
     goals: &'g [Goal],
     reached: Vec<Option<i64>>,
-    nodes: HashMap<u64, (String, BTreeMap<String, String>)>,
+    nodes: HashMap<u64, (&'e str, Cow<'e, BTreeMap<String, String>>)>,
     track_nodes: bool,
 }
 
-impl<'g> GoalTracker<'g> {
+impl<'g, 'e> GoalTracker<'g, 'e> {
     pub(crate) fn new(goals: &'g [Goal]) -> Self {
         let track_nodes = goals
             .iter()
@@ -335,7 +337,7 @@ impl<'g> GoalTracker<'g> {
     }
 
     /// Feeds one event (epoch-ms timestamps).
-    pub(crate) fn on_event(&mut self, ev: &Event) {
+    pub(crate) fn on_event(&mut self, ev: &'e Event) {
         if self.reached.iter().all(Option::is_some) {
             return;
         }
@@ -359,14 +361,14 @@ impl<'g> GoalTracker<'g> {
                 }
                 for ch in &m.attrs {
                     if let Some((tag, attrs)) = self.nodes.get_mut(&ch.id) {
+                        let attrs = attrs.to_mut();
                         for (k, v) in &ch.a {
                             match v {
                                 Some(v) => attrs.insert(k.clone(), v.clone()),
                                 None => attrs.remove(k),
                             };
                         }
-                        let (tag, attrs) = (tag.clone(), attrs.clone());
-                        self.check_element(&tag, &attrs, m.t);
+                        check_element(self.goals, &mut self.reached, tag, attrs, m.t);
                     }
                 }
             }
@@ -382,19 +384,13 @@ impl<'g> GoalTracker<'g> {
             .filter_map(|(i, t)| t.map(|t| (i, t)))
     }
 
-    fn mark(&mut self, i: usize, t: i64) {
-        if self.reached[i].is_none() {
-            self.reached[i] = Some(t);
-        }
-    }
-
     fn check_url(&mut self, url: &str, t: i64) {
         let path = url_path(url);
         let route = route_template(url);
-        for i in 0..self.goals.len() {
-            if let GoalKind::Url { glob } = &self.goals[i].kind {
-                if glob_match(glob, &path) || glob_match(glob, &route) {
-                    self.mark(i, t);
+        for (goal, reached) in self.goals.iter().zip(&mut self.reached) {
+            if let GoalKind::Url { glob } = &goal.kind {
+                if reached.is_none() && (glob_match(glob, &path) || glob_match(glob, &route)) {
+                    *reached = Some(t);
                 }
             }
         }
@@ -402,41 +398,45 @@ impl<'g> GoalTracker<'g> {
 
     fn check_request(&mut self, n: &event::Net) {
         let path = url_path(&n.url);
-        for i in 0..self.goals.len() {
-            if let GoalKind::Request { method, glob } = &self.goals[i].kind {
+        for (goal, reached) in self.goals.iter().zip(&mut self.reached) {
+            if let GoalKind::Request { method, glob } = &goal.kind {
                 let method_ok = method == "*" || method.eq_ignore_ascii_case(&n.method);
-                if method_ok && glob_match(glob, &path) {
-                    self.mark(i, n.t);
-                }
-            }
-        }
-    }
-
-    fn check_element(&mut self, tag: &str, attrs: &BTreeMap<String, String>, t: i64) {
-        for i in 0..self.goals.len() {
-            if self.reached[i].is_some() {
-                continue;
-            }
-            if let GoalKind::Element { selector } = &self.goals[i].kind {
-                if selector.matches(tag, attrs) {
-                    self.mark(i, t);
+                if reached.is_none() && method_ok && glob_match(glob, &path) {
+                    *reached = Some(n.t);
                 }
             }
         }
     }
 
     /// Registers a subtree (iteratively: hostile trees may be deep) and checks each element.
-    fn add_tree(&mut self, root: &event::Node, t: i64) {
+    fn add_tree(&mut self, root: &'e event::Node, t: i64) {
         let mut stack = vec![root];
         while let Some(node) = stack.pop() {
             if node.nt == event::node_type::ELEMENT {
-                let tag = node.tag.clone().unwrap_or_default().to_ascii_lowercase();
-                self.check_element(&tag, &node.a, t);
-                self.nodes.insert(node.id, (tag, node.a.clone()));
+                let tag = node.tag.as_deref().unwrap_or("");
+                check_element(self.goals, &mut self.reached, tag, &node.a, t);
+                self.nodes.insert(node.id, (tag, Cow::Borrowed(&node.a)));
             }
             stack.extend(node.c.iter());
             if let Some(sh) = &node.shadow {
                 stack.push(sh);
+            }
+        }
+    }
+}
+
+/// Marks the element goals an element with this tag and these attributes reaches.
+fn check_element(
+    goals: &[Goal],
+    reached: &mut [Option<i64>],
+    tag: &str,
+    attrs: &BTreeMap<String, String>,
+    t: i64,
+) {
+    for (goal, reached) in goals.iter().zip(reached) {
+        if let GoalKind::Element { selector } = &goal.kind {
+            if reached.is_none() && selector.matches(tag, attrs) {
+                *reached = Some(t);
             }
         }
     }

@@ -1,0 +1,612 @@
+//! The browser driver: the only code that talks to Chromium (over CDP, with chromiumoxide).
+//!
+//! It launches (or connects to) a Chromium, opens isolated tabs (one browser context each,
+//! so cookies and storage never leak between users), and offers the few page operations a
+//! user needs: go to a URL, click a selector or a point with trusted mouse events, type, press
+//! a key, scroll, read the page, and wait for the page to settle by its own signals (DOM
+//! mutations, requests in flight, navigation), never by fixed sleeps.
+//!
+//! Every CDP call has a timeout. A tab can capture itself: it then injects the same
+//! `capture.js` the collector serves, and receives its batches through a CDP binding instead
+//! of HTTP.
+//!
+//! Policy lives elsewhere: this module knows *how* to click, not *what* to click.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chromiumoxide::browser::{Browser, BrowserConfig};
+use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
+use chromiumoxide::cdp::browser_protocol::emulation::{
+    SetDeviceMetricsOverrideParams, SetTouchEmulationEnabledParams,
+};
+use chromiumoxide::cdp::browser_protocol::input::{
+    DispatchKeyEventParams, DispatchKeyEventType, DispatchMouseEventParams, DispatchMouseEventType,
+    InsertTextParams, MouseButton,
+};
+use chromiumoxide::cdp::browser_protocol::page::{
+    AddScriptToEvaluateOnNewDocumentParams, CloseParams, NavigateParams,
+};
+use chromiumoxide::cdp::browser_protocol::target::{
+    CreateBrowserContextParams, CreateTargetParams,
+};
+use chromiumoxide::cdp::js_protocol::runtime::{AddBindingParams, EventBindingCalled};
+use chromiumoxide::Page;
+use futures::StreamExt;
+use serde::de::DeserializeOwned;
+
+use crate::event::Batch;
+
+/// Debian's Chromium.
+pub const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Name of the CDP binding capture.js hands its batches to in simulation.
+pub const BINDING: &str = "__understudyEmit";
+
+/// Flags every launch passes: headless on a closed network, as root in a container.
+pub const CHROMIUM_FLAGS: &[&str] = &[
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-extensions",
+    "--disable-default-apps",
+    "--mute-audio",
+];
+
+/// In-page probe for settle detection: counts requests in flight and remembers the last DOM
+/// mutation. Installed on every new document of a tab, before the page's own scripts.
+const PROBE_JS: &str = r#"(function(){
+if (window.__usProbe) return;
+var p = window.__usProbe = {inflight: 0, lastMut: performance.now(), errors: 0};
+new MutationObserver(function(){ p.lastMut = performance.now(); })
+  .observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
+var f = window.fetch;
+if (f) window.fetch = function(){ p.inflight++; var r = f.apply(this, arguments);
+  r.then(done, done); return r; };
+function done(){ p.inflight = Math.max(0, p.inflight - 1); p.lastMut = performance.now(); }
+var send = XMLHttpRequest.prototype.send;
+XMLHttpRequest.prototype.send = function(){ p.inflight++;
+  this.addEventListener('loadend', done); return send.apply(this, arguments); };
+addEventListener('error', function(){ p.errors++; });
+addEventListener('unhandledrejection', function(){ p.errors++; });
+})();"#;
+
+/// What can go wrong talking to the browser. All of these are infrastructure failures.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("chromium is not at {0}: install Debian's `chromium` package")]
+    Missing(PathBuf),
+    #[error("failed to launch chromium: {0}")]
+    Launch(String),
+    #[error("CDP call `{what}` timed out after {after:?}")]
+    Timeout { what: &'static str, after: Duration },
+    #[error("CDP call `{what}` failed: {message}")]
+    Cdp { what: &'static str, message: String },
+    #[error("page script `{what}` returned something unexpected: {message}")]
+    Script { what: &'static str, message: String },
+    #[error("cannot reach {url}: {message}")]
+    Unreachable { url: String, message: String },
+}
+
+/// How to get a browser.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    /// Local Chromium binary.
+    pub executable: PathBuf,
+    /// A remote CDP endpoint (`ws://…` or `http://host:9222`) to use instead of launching.
+    pub remote: Option<String>,
+    /// Upper bound for any single CDP call.
+    pub call_timeout: Duration,
+    /// Upper bound for a navigation.
+    pub nav_timeout: Duration,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        DriverConfig {
+            executable: PathBuf::from(DEFAULT_CHROMIUM),
+            remote: None,
+            call_timeout: Duration::from_secs(10),
+            nav_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Runs a CDP future under the driver's timeout and maps its error.
+async fn cdp<T, E: std::fmt::Display>(
+    what: &'static str,
+    after: Duration,
+    fut: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, DriverError> {
+    match tokio::time::timeout(after, fut).await {
+        Err(_) => Err(DriverError::Timeout { what, after }),
+        Ok(Err(e)) => Err(DriverError::Cdp {
+            what,
+            message: e.to_string(),
+        }),
+        Ok(Ok(v)) => Ok(v),
+    }
+}
+
+/// One Chromium process (or remote endpoint) and its CDP handler task.
+pub struct Chromium {
+    browser: Browser,
+    handler: tokio::task::JoinHandle<()>,
+    config: DriverConfig,
+    _profile: Option<tempfile::TempDir>,
+}
+
+impl Chromium {
+    /// Launches a local headless Chromium, or connects to `config.remote`.
+    pub async fn launch(config: DriverConfig) -> Result<Chromium, DriverError> {
+        let (browser, mut handler, profile) = if let Some(url) = &config.remote {
+            let (b, h) = cdp("connect", config.nav_timeout, Browser::connect(url.clone())).await?;
+            (b, h, None)
+        } else {
+            if !config.executable.exists() {
+                return Err(DriverError::Missing(config.executable.clone()));
+            }
+            let profile = tempfile::Builder::new()
+                .prefix("understudy-chromium-")
+                .tempdir()
+                .map_err(|e| DriverError::Launch(e.to_string()))?;
+            let cfg = BrowserConfig::builder()
+                .chrome_executable(&config.executable)
+                .new_headless_mode()
+                .no_sandbox()
+                .user_data_dir(profile.path())
+                .viewport(None)
+                .window_size(1280, 800)
+                .request_timeout(config.call_timeout)
+                .launch_timeout(Duration::from_secs(30))
+                .args(CHROMIUM_FLAGS.iter().copied())
+                .build()
+                .map_err(DriverError::Launch)?;
+            let (b, h) = Browser::launch(cfg)
+                .await
+                .map_err(|e| DriverError::Launch(e.to_string()))?;
+            (b, h, Some(profile))
+        };
+        let handler = tokio::spawn(async move {
+            while let Some(event) = handler.next().await {
+                if let Err(e) = event {
+                    tracing::debug!(error = %e, "CDP handler");
+                }
+            }
+        });
+        Ok(Chromium {
+            browser,
+            handler,
+            config,
+            _profile: profile,
+        })
+    }
+
+    /// The browser's product string, e.g. `Chrome/156.0.8078.114`.
+    pub async fn version(&self) -> Result<String, DriverError> {
+        let v = cdp(
+            "Browser.getVersion",
+            self.config.call_timeout,
+            self.browser.version(),
+        )
+        .await?;
+        Ok(v.product)
+    }
+
+    /// Opens a tab in a fresh browser context.
+    pub async fn open(&self, opts: &TabOptions) -> Result<Tab, DriverError> {
+        let t = self.config.call_timeout;
+        let ctx = cdp(
+            "Target.createBrowserContext",
+            t,
+            self.browser
+                .create_browser_context(CreateBrowserContextParams::builder().build()),
+        )
+        .await?;
+        let params = CreateTargetParams::builder()
+            .url("about:blank")
+            .browser_context_id(ctx.clone())
+            .build()
+            .map_err(|e| DriverError::Cdp {
+                what: "Target.createTarget",
+                message: e,
+            })?;
+        let page = cdp("Target.createTarget", t, self.browser.new_page(params)).await?;
+        let tab = Tab {
+            page,
+            ctx: Some(ctx),
+            batches: Arc::new(Mutex::new(Vec::new())),
+            listener: None,
+            config: self.config.clone(),
+        };
+        tab.setup(opts)
+            .await
+            .map(|listener| Tab { listener, ..tab })
+    }
+
+    /// Closes the browser and reaps its process.
+    pub async fn close(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.browser.close()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.browser.wait()).await;
+        self.handler.abort();
+    }
+
+    /// Disposes a tab's browser context (closing the tab with it).
+    pub async fn dispose(&self, mut tab: Tab) -> Vec<Batch> {
+        let batches = tab.take_batches();
+        if let Some(l) = tab.listener.take() {
+            l.abort();
+        }
+        if let Some(ctx) = tab.ctx.take() {
+            let _ = cdp(
+                "Target.disposeBrowserContext",
+                self.config.call_timeout,
+                self.browser.dispose_browser_context(ctx),
+            )
+            .await;
+        }
+        batches
+    }
+}
+
+impl Drop for Chromium {
+    fn drop(&mut self) {
+        self.handler.abort();
+    }
+}
+
+/// How a tab presents itself and whether it records itself.
+#[derive(Debug, Clone)]
+pub struct TabOptions {
+    /// Viewport in CSS pixels.
+    pub width: u32,
+    pub height: u32,
+    /// Emulate a touch device.
+    pub touch: bool,
+    /// Inject capture.js and collect its batches through a CDP binding.
+    pub capture: bool,
+}
+
+impl Default for TabOptions {
+    fn default() -> Self {
+        TabOptions {
+            width: 1280,
+            height: 800,
+            touch: false,
+            capture: false,
+        }
+    }
+}
+
+/// Where a clickable element is and what it is, resolved in one page round trip.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Located {
+    pub x: f64,
+    pub y: f64,
+    /// Whether the element is visible and enabled.
+    pub usable: bool,
+}
+
+/// What the page looked like when it settled.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+pub struct Settled {
+    /// Milliseconds waited.
+    pub waited_ms: f64,
+    /// Whether the wait ran out before the page was quiet.
+    pub timed_out: bool,
+}
+
+/// One open tab in its own browser context.
+pub struct Tab {
+    page: Page,
+    ctx: Option<BrowserContextId>,
+    batches: Arc<Mutex<Vec<Batch>>>,
+    listener: Option<tokio::task::JoinHandle<()>>,
+    config: DriverConfig,
+}
+
+impl Tab {
+    async fn setup(
+        &self,
+        opts: &TabOptions,
+    ) -> Result<Option<tokio::task::JoinHandle<()>>, DriverError> {
+        let t = self.config.call_timeout;
+        let metrics = SetDeviceMetricsOverrideParams::builder()
+            .width(opts.width as i64)
+            .height(opts.height as i64)
+            .device_scale_factor(if opts.touch { 2.0 } else { 1.0 })
+            .mobile(opts.touch)
+            .build()
+            .map_err(|e| DriverError::Cdp {
+                what: "Emulation.setDeviceMetricsOverride",
+                message: e,
+            })?;
+        cdp(
+            "Emulation.setDeviceMetricsOverride",
+            t,
+            self.page.execute(metrics),
+        )
+        .await?;
+        if opts.touch {
+            let touch = SetTouchEmulationEnabledParams::builder()
+                .enabled(true)
+                .max_touch_points(5)
+                .build()
+                .map_err(|e| DriverError::Cdp {
+                    what: "Emulation.setTouchEmulationEnabled",
+                    message: e,
+                })?;
+            cdp(
+                "Emulation.setTouchEmulationEnabled",
+                t,
+                self.page.execute(touch),
+            )
+            .await?;
+        }
+        self.add_init_script(PROBE_JS).await?;
+        if !opts.capture {
+            return Ok(None);
+        }
+        let mut calls = cdp(
+            "Runtime.bindingCalled listener",
+            t,
+            self.page.event_listener::<EventBindingCalled>(),
+        )
+        .await?;
+        let sink = self.batches.clone();
+        let listener = tokio::spawn(async move {
+            while let Some(call) = calls.next().await {
+                if call.name != BINDING {
+                    continue;
+                }
+                match serde_json::from_str::<Batch>(&call.payload) {
+                    Ok(b) if b.validate().is_ok() => sink.lock().unwrap().push(b),
+                    Ok(_) | Err(_) => tracing::warn!("capture binding sent an invalid batch"),
+                }
+            }
+        });
+        cdp(
+            "Runtime.addBinding",
+            t,
+            self.page.execute(AddBindingParams::new(BINDING)),
+        )
+        .await?;
+        self.add_init_script(crate::capture::SCRIPT).await?;
+        Ok(Some(listener))
+    }
+
+    async fn add_init_script(&self, source: &str) -> Result<(), DriverError> {
+        let params = AddScriptToEvaluateOnNewDocumentParams::builder()
+            .source(source)
+            .build()
+            .map_err(|e| DriverError::Cdp {
+                what: "Page.addScriptToEvaluateOnNewDocument",
+                message: e,
+            })?;
+        cdp(
+            "Page.addScriptToEvaluateOnNewDocument",
+            self.config.call_timeout,
+            self.page.execute(params),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Navigates and waits for the load event.
+    pub async fn goto(&self, url: &str) -> Result<(), DriverError> {
+        let nav = tokio::time::timeout(
+            self.config.nav_timeout,
+            self.page.goto(NavigateParams::new(url)),
+        )
+        .await;
+        match nav {
+            Err(_) => Err(DriverError::Unreachable {
+                url: url.to_string(),
+                message: format!("no load within {:?}", self.config.nav_timeout),
+            }),
+            Ok(Err(e)) => Err(DriverError::Unreachable {
+                url: url.to_string(),
+                message: e.to_string(),
+            }),
+            Ok(Ok(_)) => Ok(()),
+        }
+    }
+
+    /// Evaluates an expression and deserialises its JSON-able result. `undefined` becomes
+    /// `null`. A page that is navigating away answers `None`.
+    pub async fn eval<T: DeserializeOwned>(&self, js: &str) -> Result<Option<T>, DriverError> {
+        let wrapped =
+            format!("(() => {{ const v = ({js}); return v === undefined ? null : v; }})()");
+        let r = tokio::time::timeout(self.config.call_timeout, self.page.evaluate(wrapped)).await;
+        match r {
+            Err(_) => Err(DriverError::Timeout {
+                what: "Runtime.evaluate",
+                after: self.config.call_timeout,
+            }),
+            // The document went away under us (navigation): not an error for a user.
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "evaluate during navigation");
+                Ok(None)
+            }
+            Ok(Ok(v)) => match v.into_value::<Option<T>>() {
+                Ok(v) => Ok(v),
+                Err(e) => Err(DriverError::Script {
+                    what: "evaluate",
+                    message: e.to_string(),
+                }),
+            },
+        }
+    }
+
+    /// Resolves a selector to the centre of its first match, scrolled into view, in one call.
+    pub async fn locate(&self, selector: &str) -> Result<Option<Located>, DriverError> {
+        let js = format!(
+            "(() => {{ const e = document.querySelector({sel}); if (!e) return null;
+               if (e.scrollIntoViewIfNeeded) e.scrollIntoViewIfNeeded(); else e.scrollIntoView({{block:'center'}});
+               const r = e.getBoundingClientRect(); const s = getComputedStyle(e);
+               const usable = r.width > 0 && r.height > 0 && s.visibility !== 'hidden' && s.display !== 'none' && !e.disabled;
+               return {{x: r.x + r.width / 2, y: r.y + r.height / 2, usable}}; }})()",
+            sel = serde_json::to_string(selector).unwrap_or_default()
+        );
+        self.eval::<Located>(&js).await
+    }
+
+    /// Clicks the first element matching `selector` with trusted mouse events. `Ok(false)`
+    /// when nothing usable matches.
+    pub async fn click(&self, selector: &str) -> Result<bool, DriverError> {
+        match self.locate(selector).await? {
+            Some(at) if at.usable => {
+                self.click_at(at.x, at.y).await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// A press and release of the left button at a point, as a person clicks.
+    pub async fn click_at(&self, x: f64, y: f64) -> Result<(), DriverError> {
+        let t = self.config.call_timeout;
+        cdp(
+            "Input.dispatchMouseEvent",
+            t,
+            self.page.execute(DispatchMouseEventParams::new(
+                DispatchMouseEventType::MouseMoved,
+                x,
+                y,
+            )),
+        )
+        .await?;
+        for kind in [
+            DispatchMouseEventType::MousePressed,
+            DispatchMouseEventType::MouseReleased,
+        ] {
+            let params = DispatchMouseEventParams::builder()
+                .r#type(kind)
+                .x(x)
+                .y(y)
+                .button(MouseButton::Left)
+                .click_count(1)
+                .build()
+                .map_err(|e| DriverError::Cdp {
+                    what: "Input.dispatchMouseEvent",
+                    message: e,
+                })?;
+            cdp("Input.dispatchMouseEvent", t, self.page.execute(params)).await?;
+        }
+        Ok(())
+    }
+
+    /// Types text into whatever has focus, one character at a time (one `input` event
+    /// each), waiting `gap(i)` after character `i`.
+    pub async fn type_text(
+        &self,
+        text: &str,
+        mut gap: impl FnMut(usize) -> Duration,
+    ) -> Result<(), DriverError> {
+        for (i, ch) in text.chars().enumerate() {
+            cdp(
+                "Input.insertText",
+                self.config.call_timeout,
+                self.page.execute(InsertTextParams::new(ch.to_string())),
+            )
+            .await?;
+            let pause = gap(i);
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Presses one key (e.g. `Backspace`, `Enter`, `Tab`).
+    pub async fn press(&self, key: &str) -> Result<(), DriverError> {
+        let (code, vk, text) = match key {
+            "Enter" => ("Enter", 13, Some("\r")),
+            "Backspace" => ("Backspace", 8, None),
+            "Tab" => ("Tab", 9, None),
+            "Escape" => ("Escape", 27, None),
+            _ => (key, 0, None),
+        };
+        for kind in [DispatchKeyEventType::KeyDown, DispatchKeyEventType::KeyUp] {
+            let mut b = DispatchKeyEventParams::builder()
+                .r#type(kind.clone())
+                .key(key)
+                .code(code)
+                .windows_virtual_key_code(vk)
+                .native_virtual_key_code(vk);
+            if let (Some(t), DispatchKeyEventType::KeyDown) = (text, &kind) {
+                b = b.text(t);
+            }
+            let params = b.build().map_err(|e| DriverError::Cdp {
+                what: "Input.dispatchKeyEvent",
+                message: e,
+            })?;
+            cdp(
+                "Input.dispatchKeyEvent",
+                self.config.call_timeout,
+                self.page.execute(params),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Scrolls the document by `dy` pixels.
+    pub async fn scroll_by(&self, dy: f64) -> Result<(), DriverError> {
+        self.eval::<bool>(&format!("(window.scrollBy(0, {dy}), true)"))
+            .await
+            .map(|_| ())
+    }
+
+    /// The document's path, once it has finished loading; `None` while navigating.
+    pub async fn path(&self) -> Result<Option<String>, DriverError> {
+        self.eval::<String>("document.readyState === 'complete' ? location.pathname : null")
+            .await
+    }
+
+    /// Waits until the page is quiet: loaded, no request in flight, and no DOM mutation for
+    /// `quiet`; or until `max` has passed. A navigation in progress counts as not quiet.
+    pub async fn settle(&self, quiet: Duration, max: Duration) -> Result<Settled, DriverError> {
+        let start = Instant::now();
+        let quiet_ms = quiet.as_secs_f64() * 1000.0;
+        let js = format!(
+            "(() => {{ const p = window.__usProbe; if (!p || document.readyState !== 'complete') return false;
+               return p.inflight === 0 && performance.now() - p.lastMut >= {quiet_ms}; }})()"
+        );
+        loop {
+            if self.eval::<bool>(&js).await? == Some(true) {
+                return Ok(Settled {
+                    waited_ms: start.elapsed().as_secs_f64() * 1000.0,
+                    timed_out: false,
+                });
+            }
+            if start.elapsed() >= max {
+                return Ok(Settled {
+                    waited_ms: start.elapsed().as_secs_f64() * 1000.0,
+                    timed_out: true,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(15)).await;
+        }
+    }
+
+    /// Closes the page as a person closes a tab: `pagehide` fires, pending batches flush.
+    pub async fn close_page(&self) -> Result<(), DriverError> {
+        cdp(
+            "Page.close",
+            self.config.call_timeout,
+            self.page.execute(CloseParams::default()),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The batches capture.js has handed over so far (capturing tabs only).
+    pub fn take_batches(&mut self) -> Vec<Batch> {
+        std::mem::take(&mut *self.batches.lock().unwrap())
+    }
+}
