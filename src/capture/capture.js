@@ -1,4 +1,4 @@
-/*! understudy capture.js: the in-page recorder. Wire format: src/event.rs (`Batch`).
+/* understudy capture.js: the in-page recorder. Wire format: src/event.rs (`Batch`).
  *
  * Privacy rules, applied here before anything leaves the page:
  * - Text: every non-space character becomes "*" (length kept), unless the text is inside
@@ -6,7 +6,7 @@
  *   is never sent; <style> text is sent as is; <textarea> and contenteditable text is always
  *   masked. Comments are masked like text.
  * - Attributes: a structural allow-list keeps its values (id, class, style, role, type, name,
- *   for, data-testid…, aria-* except label-like ones, SVG geometry). href/src/action/
+ *   for, data-testid, aria-* except label-like ones, SVG geometry). href/src/action/
  *   xlink:href keep origin+path only (other schemes: the scheme only). Everything else is
  *   "*" of the same length. Inside unmasked subtrees attributes are kept, except `value`
  *   (always masked) and URLs (always origin+path).
@@ -16,8 +16,12 @@
  * - Error messages: e-mails, digits and quoted strings scrubbed, 300 chars, 5 per message.
  * - URLs never carry query or fragment. Network: method, url, status, duration, and only
  *   the headers named in config `headers`; never bodies.
- * Mutation replay: apply `rems`, then `adds` in order (`n` is the id of the next sibling,
- * already present when that add is applied; 0 = append), then `attrs`, then `texts`.
+ * Mutation replay: apply `rems` in order (skip an id already gone: it left with an ancestor
+ * removed earlier in the same event), then `adds` in order (`n` is the id of the next
+ * sibling, already present when that add is applied; 0 = append), then `attrs` (null
+ * removes), then `texts`. Node ids restart at 1 for every page view (`pvid`).
+ * Runaway pages (> 10 000 mutation records between two flushes) stop DOM recording for
+ * the page view and emit `custom` "$breaker".
  */
 (function () {
   "use strict";
@@ -628,6 +632,7 @@
     try {
       var a = [].slice.call(arguments, 1), o, d;
       if (c === "consent") { if (a[0]) { ok = true; start(); } else stop(); }
+      else if (c === "flush") flush();
       else if (c === "identify") push({ k: "custom", t: now(), name: "identify", data: { user: String(a[0]).slice(0, 200) } });
       else if (c === "event" && a[0] != null) {
         o = { k: "custom", t: now(), name: String(a[0]).slice(0, 200) };
