@@ -18,7 +18,10 @@ pub mod store;
 pub mod cook;
 pub mod model;
 pub mod simulate;
+pub mod demo;
 pub mod compare;
+pub mod scenario;
+pub mod report;
 // Supporting modules.
 pub mod bench;
 pub mod cli;

@@ -121,7 +121,7 @@ async fn a_recorded_session_is_stored_cooked_and_private() {
     assert!(has("navigate", "/confirm", ""), "{steps:#?}");
     let email = actions
         .iter()
-        .find(|a| a["target"] == "id:email")
+        .find(|a| a["target"] == "id:email" && a["kind"] == "input")
         .unwrap();
     assert_eq!(lower(&email["value_class"]), "email");
 

@@ -12,6 +12,7 @@ mod bench;
 mod collect;
 mod cook;
 mod fit;
+mod gate;
 mod sessions;
 
 /// Rehearse a deploy with synthetic users learned from real ones.
@@ -39,6 +40,12 @@ pub enum Command {
     /// Inspect a fitted model.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Run simulated users from a model against one build.
+    Simulate(SimulateArgs),
+    /// Run paired simulated users against a baseline and a candidate build, and gate.
+    Gate(GateArgs),
+    /// Combine shard blobs from `gate --shard` into one verdict and one set of reports.
+    Merge(MergeArgs),
     /// Print the capture script, for sites that bundle it themselves.
     CaptureScript,
     /// Benchmarks that print figures side by side with their anchors.
@@ -122,6 +129,71 @@ pub struct FitArgs {
     pub seed: u64,
 }
 
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Fitted model (from `understudy fit`).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The build to visit.
+    #[arg(long)]
+    pub url: String,
+    /// Simulated users.
+    #[arg(long, default_value_t = 50)]
+    pub users: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Folder for outcomes.json and the recorded sessions (simulated.db).
+    #[arg(long, default_value = "understudy-sim")]
+    pub out: PathBuf,
+    /// Tabs at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Factor on fitted think times (page waits stay real).
+    #[arg(long, default_value_t = 0.2)]
+    pub time_scale: f64,
+    /// Goals (see `cook --help`); the model's own goals when omitted.
+    #[arg(long = "goal", value_name = "SPEC")]
+    pub goals: Vec<String>,
+    /// Use a remote Chromium (CDP endpoint, `ws://…` or `http://host:9222`).
+    #[arg(long)]
+    pub browser_ws: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    /// Scenario file (TOML).
+    #[arg(long)]
+    pub scenario: PathBuf,
+    /// Baseline URL (overrides the scenario's).
+    #[arg(long)]
+    pub baseline: Option<String>,
+    /// Candidate URL (overrides the scenario's).
+    #[arg(long)]
+    pub candidate: Option<String>,
+    /// Folder for junit.xml, report/index.html, summary.md, results.json.
+    #[arg(long, default_value = "understudy-out")]
+    pub out: PathBuf,
+    /// Run only shard i of n (from 0) and write `run.blob` for `understudy merge`.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// An inconclusive error-level check fails the run.
+    #[arg(long)]
+    pub fail_on_inconclusive: bool,
+    /// Use a remote Chromium (CDP endpoint, `ws://…` or `http://host:9222`).
+    #[arg(long)]
+    pub browser_ws: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The `run.blob` of every shard.
+    #[arg(required = true)]
+    pub blobs: Vec<PathBuf>,
+    /// Folder for the reports.
+    #[arg(long, default_value = "understudy-out")]
+    pub out: PathBuf,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
     /// Print a readable summary: top paths, states, and where users leave.
@@ -187,6 +259,9 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Cook(args) => cook::run(args),
         Command::Fit(args) => fit::run(args),
         Command::Model(ModelCommand::Show { file, top }) => fit::show(&file, top),
+        Command::Simulate(args) => gate::simulate(args),
+        Command::Gate(args) => gate::gate(args),
+        Command::Merge(args) => gate::merge(args),
         Command::CaptureScript => {
             print!("{}", crate::capture::SCRIPT);
             Ok(crate::exit_code::SUCCESS)

@@ -563,33 +563,38 @@ mod tests {
             parse_goal("added=element:[data-testid=toast]").unwrap(),
             parse_goal("attr=element:div.done").unwrap(),
         ];
-        let mut tr = GoalTracker::new(&goals);
-        tr.on_event(&Event::Snap(event::Snap {
-            t: 10,
-            node: node(1, "html", &[], vec![node(2, "main", &[], vec![])]),
-            sx: 0.0,
-            sy: 0.0,
-        }));
-        tr.on_event(&Event::Mut(event::Mutation {
-            t: 20,
-            adds: vec![event::Add {
-                p: 2,
-                n: 0,
-                node: node(3, "div", &[("data-testid", "toast")], vec![]),
-            }],
-            rems: vec![],
-            attrs: vec![],
-            texts: vec![],
-        }));
         let mut a = BTreeMap::new();
         a.insert("class".to_string(), Some("x done".to_string()));
-        tr.on_event(&Event::Mut(event::Mutation {
-            t: 30,
-            adds: vec![],
-            rems: vec![],
-            attrs: vec![event::AttrChange { id: 3, a }],
-            texts: vec![],
-        }));
+        let events = [
+            Event::Snap(event::Snap {
+                t: 10,
+                node: node(1, "html", &[], vec![node(2, "main", &[], vec![])]),
+                sx: 0.0,
+                sy: 0.0,
+            }),
+            Event::Mut(event::Mutation {
+                t: 20,
+                adds: vec![event::Add {
+                    p: 2,
+                    n: 0,
+                    node: node(3, "div", &[("data-testid", "toast")], vec![]),
+                }],
+                rems: vec![],
+                attrs: vec![],
+                texts: vec![],
+            }),
+            Event::Mut(event::Mutation {
+                t: 30,
+                adds: vec![],
+                rems: vec![],
+                attrs: vec![event::AttrChange { id: 3, a }],
+                texts: vec![],
+            }),
+        ];
+        let mut tr = GoalTracker::new(&goals);
+        for e in &events {
+            tr.on_event(e);
+        }
         assert_eq!(
             tr.reached().collect::<Vec<_>>(),
             vec![(0, 10), (1, 20), (2, 30)]
@@ -599,7 +604,6 @@ mod tests {
     #[test]
     fn request_goal_needs_2xx_and_method() {
         let goals = vec![parse_goal("request:POST /api/pay").unwrap()];
-        let mut tr = GoalTracker::new(&goals);
         let net = |t, method: &str, status| {
             Event::Net(event::Net {
                 t,
@@ -611,10 +615,12 @@ mod tests {
                 hdr: BTreeMap::new(),
             })
         };
-        tr.on_event(&net(1, "POST", 500));
-        tr.on_event(&net(2, "GET", 200));
+        let events = [net(1, "POST", 500), net(2, "GET", 200), net(3, "post", 201)];
+        let mut tr = GoalTracker::new(&goals);
+        tr.on_event(&events[0]);
+        tr.on_event(&events[1]);
         assert_eq!(tr.reached().count(), 0);
-        tr.on_event(&net(3, "post", 201));
+        tr.on_event(&events[2]);
         assert_eq!(tr.reached().collect::<Vec<_>>(), vec![(0, 3)]);
     }
 }

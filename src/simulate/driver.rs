@@ -61,15 +61,15 @@ pub const CHROMIUM_FLAGS: &[&str] = &[
 /// mutation. Installed on every new document of a tab, before the page's own scripts.
 const PROBE_JS: &str = r#"(function(){
 if (window.__usProbe) return;
-var p = window.__usProbe = {inflight: 0, lastMut: performance.now(), errors: 0};
+var p = window.__usProbe = {inflight: 0, started: 0, lastMut: performance.now(), errors: 0};
 new MutationObserver(function(){ p.lastMut = performance.now(); })
   .observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
 var f = window.fetch;
-if (f) window.fetch = function(){ p.inflight++; var r = f.apply(this, arguments);
+if (f) window.fetch = function(){ p.inflight++; p.started++; var r = f.apply(this, arguments);
   r.then(done, done); return r; };
 function done(){ p.inflight = Math.max(0, p.inflight - 1); p.lastMut = performance.now(); }
 var send = XMLHttpRequest.prototype.send;
-XMLHttpRequest.prototype.send = function(){ p.inflight++;
+XMLHttpRequest.prototype.send = function(){ p.inflight++; p.started++;
   this.addEventListener('loadend', done); return send.apply(this, arguments); };
 addEventListener('error', function(){ p.errors++; });
 addEventListener('unhandledrejection', function(){ p.errors++; });
@@ -269,6 +269,9 @@ pub struct TabOptions {
     pub touch: bool,
     /// Inject capture.js and collect its batches through a CDP binding.
     pub capture: bool,
+    /// A script to run on every new document before the page's own (e.g. seeding
+    /// `Math.random` so page randomness is the same for a user on both builds).
+    pub init_script: Option<String>,
 }
 
 impl Default for TabOptions {
@@ -278,6 +281,7 @@ impl Default for TabOptions {
             height: 800,
             touch: false,
             capture: false,
+            init_script: None,
         }
     }
 }
@@ -348,6 +352,9 @@ impl Tab {
             .await?;
         }
         self.add_init_script(PROBE_JS).await?;
+        if let Some(script) = &opts.init_script {
+            self.add_init_script(script).await?;
+        }
         if !opts.capture {
             return Ok(None);
         }
@@ -605,7 +612,12 @@ impl Tab {
         .map(|_| ())
     }
 
-    /// The batches capture.js has handed over so far (capturing tabs only).
+    /// A copy of the batches capture.js has handed over so far (capturing tabs only).
+    pub fn batches(&self) -> Vec<Batch> {
+        self.batches.lock().unwrap().clone()
+    }
+
+    /// The batches capture.js has handed over so far, taken out of the tab.
     pub fn take_batches(&mut self) -> Vec<Batch> {
         std::mem::take(&mut *self.batches.lock().unwrap())
     }
