@@ -14,5 +14,8 @@ async fn scratch() {
         println!("u{} {} ms: {}", u.user, u.elapsed_ms, steps.join(" "));
     }
     println!("{}", r.summary());
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let f: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    println!("self cpu: utime {} stime {} (ticks)", f[11], f[12]);
     chromium.close().await;
 }
