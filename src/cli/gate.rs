@@ -248,8 +248,8 @@ pub(crate) fn results(meta: &RunMeta, pairs: &[PairOutcome], d: &Decision) -> an
     })
 }
 
-fn funnel_names(_sc: &Scenario) -> Vec<String> {
-    Vec::new() // FUNNEL: wire the scenario's funnel once scenario has the field
+fn funnel_names(sc: &Scenario) -> Vec<String> {
+    sc.funnel.clone()
 }
 
 pub(crate) fn now_utc() -> String {
@@ -273,10 +273,10 @@ pub(crate) fn publish(results: &RunResults, out: &Path) -> anyhow::Result<i32> {
         }
     }
     eprintln!("reports: {}", out.display());
-    Ok(if results.outcome.fails_run() {
-        GATE_FAILED
-    } else {
-        SUCCESS
+    Ok(match results.status() {
+        report::RunStatus::InfrastructureError => crate::exit_code::INFRA,
+        _ if results.outcome.fails_run() => GATE_FAILED,
+        _ => SUCCESS,
     })
 }
 

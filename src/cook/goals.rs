@@ -319,8 +319,59 @@ fn parse_attr(inner: &str) -> Result<AttrTest, String> {
 pub(crate) struct GoalTracker<'g, 'e> {
     goals: &'g [Goal],
     reached: Vec<Option<i64>>,
-    nodes: HashMap<u64, (&'e str, Cow<'e, BTreeMap<String, String>>)>,
+    nodes: NodeTable<'e>,
     track_nodes: bool,
+}
+
+/// An element in the node table: its tag, and its attributes as of now.
+type NodeEntry<'e> = (&'e str, Cow<'e, BTreeMap<String, String>>);
+
+/// Node ids are small integers counted per page view by capture.js, so ids below
+/// [`NodeTable::DENSE_LIMIT`] live in a vector; anything larger (hostile or odd input) goes to
+/// a map.
+#[derive(Default)]
+struct NodeTable<'e> {
+    dense: Vec<Option<NodeEntry<'e>>>,
+    sparse: HashMap<u64, NodeEntry<'e>>,
+}
+
+impl<'e> NodeTable<'e> {
+    const DENSE_LIMIT: u64 = 1 << 20;
+
+    fn clear(&mut self) {
+        self.dense.clear();
+        self.sparse.clear();
+    }
+
+    fn insert(&mut self, id: u64, entry: NodeEntry<'e>) {
+        if id < Self::DENSE_LIMIT {
+            let i = id as usize;
+            if i >= self.dense.len() {
+                self.dense.resize_with(i + 1, || None);
+            }
+            self.dense[i] = Some(entry);
+        } else {
+            self.sparse.insert(id, entry);
+        }
+    }
+
+    fn remove(&mut self, id: u64) {
+        if id < Self::DENSE_LIMIT {
+            if let Some(slot) = self.dense.get_mut(id as usize) {
+                *slot = None;
+            }
+        } else {
+            self.sparse.remove(&id);
+        }
+    }
+
+    fn get_mut(&mut self, id: u64) -> Option<&mut NodeEntry<'e>> {
+        if id < Self::DENSE_LIMIT {
+            self.dense.get_mut(id as usize).and_then(Option::as_mut)
+        } else {
+            self.sparse.get_mut(&id)
+        }
+    }
 }
 
 impl<'g, 'e> GoalTracker<'g, 'e> {
@@ -331,7 +382,7 @@ impl<'g, 'e> GoalTracker<'g, 'e> {
         GoalTracker {
             goals,
             reached: vec![None; goals.len()],
-            nodes: HashMap::new(),
+            nodes: NodeTable::default(),
             track_nodes,
         }
     }
@@ -340,6 +391,10 @@ impl<'g, 'e> GoalTracker<'g, 'e> {
     pub(crate) fn on_event(&mut self, ev: &'e Event) {
         if self.reached.iter().all(Option::is_some) {
             return;
+        }
+        if self.track_nodes && !self.elements_pending() {
+            self.track_nodes = false;
+            self.nodes.clear();
         }
         match ev {
             Event::Meta(m) => {
@@ -354,13 +409,13 @@ impl<'g, 'e> GoalTracker<'g, 'e> {
             }
             Event::Mut(m) if self.track_nodes => {
                 for r in &m.rems {
-                    self.nodes.remove(&r.id);
+                    self.nodes.remove(r.id);
                 }
                 for a in &m.adds {
                     self.add_tree(&a.node, m.t);
                 }
                 for ch in &m.attrs {
-                    if let Some((tag, attrs)) = self.nodes.get_mut(&ch.id) {
+                    if let Some((tag, attrs)) = self.nodes.get_mut(ch.id) {
                         let attrs = attrs.to_mut();
                         for (k, v) in &ch.a {
                             match v {
@@ -374,6 +429,14 @@ impl<'g, 'e> GoalTracker<'g, 'e> {
             }
             _ => {}
         }
+    }
+
+    /// Whether some element goal is still unreached (else the node table is not kept).
+    fn elements_pending(&self) -> bool {
+        self.goals
+            .iter()
+            .zip(&self.reached)
+            .any(|(g, r)| r.is_none() && matches!(g.kind, GoalKind::Element { .. }))
     }
 
     /// `(goal index, epoch ms)` of every goal reached, in goal order.

@@ -151,6 +151,10 @@ pub struct RawScenario {
     /// Goal specs (see [`crate::cook::goals`]).
     #[serde(default)]
     pub goals: Vec<String>,
+    /// Funnel steps: route patterns (`*` glob) in the order users should pass them, for the
+    /// drop-off per step in reports. Optional.
+    #[serde(default)]
+    pub funnel: Vec<String>,
     /// How many pairs to run.
     #[serde(default)]
     pub pairs: RawPairs,
@@ -223,6 +227,8 @@ pub struct Scenario {
     pub candidate: Url,
     /// The goals, parsed, in file order (at least one).
     pub goals: Vec<Goal>,
+    /// Funnel steps, route patterns in order (may be empty).
+    pub funnel: Vec<String>,
     /// How many pairs.
     pub pairs: Pairs,
     /// Browser contexts at once (1..=64).
@@ -495,6 +501,18 @@ impl RawScenario {
             checks
         };
 
+        let funnel: Vec<String> = self.funnel.iter().map(|f| f.trim().to_string()).collect();
+        if let Some((i, _)) = funnel
+            .iter()
+            .enumerate()
+            .find(|(_, f)| !f.starts_with('/') && f.as_str() != "*")
+        {
+            return Err(invalid(
+                &format!("funnel[{i}]"),
+                "must be a route pattern starting with `/`, e.g. `/product/*`".into(),
+            ));
+        }
+
         Ok(Scenario {
             name,
             source: path.to_path_buf(),
@@ -502,6 +520,7 @@ impl RawScenario {
             baseline,
             candidate,
             goals,
+            funnel,
             pairs,
             concurrency,
             seed: self.seed.unwrap_or(defaults::SEED),
