@@ -7,7 +7,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
 const CANARY_NAME: &str = "Zebulon Quixote-Farnsworth";
@@ -167,51 +166,6 @@ async fn a_recorded_session_is_stored_cooked_and_private() {
     }
 }
 
-/// Walks one person through the test shop with seeded choices and human-ish pauses.
-async fn walk(chromium: &Chromium, site: std::net::SocketAddr, seed: u64) {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let page = chromium.isolated_page().await;
-    let mut pause = |rng: &mut rand_chacha::ChaCha8Rng| {
-        Duration::from_millis(rng.random_range(40..160))
-    };
-    page.goto(format!("http://{site}/")).await.unwrap();
-    wait_path(&page, "/").await;
-    tokio::time::sleep(pause(&mut rng)).await;
-    let product = rng.random_range(1..=3);
-    click(&page, &format!("[data-testid=product-{product}]")).await;
-    wait_path(&page, &format!("/product/{product}")).await;
-    tokio::time::sleep(pause(&mut rng)).await;
-    if rng.random_bool(0.75) {
-        click(&page, "[data-testid=add-to-cart]").await;
-        tokio::time::sleep(pause(&mut rng)).await;
-        if rng.random_bool(0.7) {
-            click(&page, "[data-testid=go-to-cart]").await;
-            wait_path(&page, "/cart").await;
-            tokio::time::sleep(pause(&mut rng)).await;
-            if rng.random_bool(0.2) {
-                click(&page, "[data-testid=apply-coupon]").await;
-                tokio::time::sleep(pause(&mut rng)).await;
-            }
-            if rng.random_bool(0.75) {
-                click(&page, "[data-testid=checkout]").await;
-                wait_path(&page, "/checkout").await;
-                type_into(&page, "#name", "Pat Doe", Duration::from_millis(5)).await;
-                if rng.random_bool(0.85) {
-                    type_into(&page, "#email", "pat@example.net", Duration::from_millis(5)).await;
-                    click(&page, "[data-testid=place-order]").await;
-                    wait_path(&page, "/confirm").await;
-                    tokio::time::sleep(pause(&mut rng)).await;
-                }
-            }
-        }
-    } else if rng.random_bool(0.5) {
-        click(&page, "[data-testid=nav-home]").await;
-        wait_path(&page, "/").await;
-        tokio::time::sleep(pause(&mut rng)).await;
-    }
-    close_tab(page).await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_few_hundred_recorded_sessions_fit_a_model() {
     const PEOPLE: u64 = 200;
@@ -220,22 +174,8 @@ async fn a_few_hundred_recorded_sessions_fit_a_model() {
     let db = dir.path().join("sessions.db");
     let collector = Collector::start(&db);
     let site = serve_site(&collector.url()).await;
-    let chromium = std::sync::Arc::new(Chromium::launch().await);
-
     let started = std::time::Instant::now();
-    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(AT_ONCE));
-    let mut tasks = Vec::new();
-    for seed in 0..PEOPLE {
-        let permit = gate.clone().acquire_owned().await.unwrap();
-        let chromium = chromium.clone();
-        tasks.push(tokio::spawn(async move {
-            walk(&chromium, site, seed).await;
-            drop(permit);
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
+    record_population(site, PEOPLE, AT_ONCE).await;
     eprintln!("recorded {PEOPLE} sessions in {:?}", started.elapsed());
     eventually(Duration::from_secs(20), || {
         (sessions_json(&db).len() as u64 == PEOPLE).then_some(())

@@ -632,7 +632,7 @@
     try {
       var a = [].slice.call(arguments, 1), o, d;
       if (c === "consent") { if (a[0]) { ok = true; start(); } else stop(); }
-      else if (c === "flush") flush();
+      else if (c === "flush") { flush(); return parseInt(sg("__us_seq"), 10) || 0; }
       else if (c === "identify") push({ k: "custom", t: now(), name: "identify", data: { user: String(a[0]).slice(0, 200) } });
       else if (c === "event" && a[0] != null) {
         o = { k: "custom", t: now(), name: String(a[0]).slice(0, 200) };

@@ -355,10 +355,12 @@ pub(super) fn gate(args: GateArgs) -> anyhow::Result<i32> {
         );
         let (baseline, candidate) = (sc.baseline.to_string(), sc.candidate.to_string());
         for (what, url) in [("baseline", &baseline), ("candidate", &candidate)] {
-            runner
-                .check_reachable(url)
-                .await
-                .map_err(|e| anyhow!("the {what} build is unreachable: {e}"))?;
+            if let Err(e) = runner.check_reachable(url).await {
+                if let Ok(r) = Arc::try_unwrap(runner) {
+                    r.shutdown().await;
+                }
+                return Err(anyhow!("the {what} build is unreachable: {e}"));
+            }
         }
         let keeper = Keeper::open(&out);
         let chromium_version = runner.browser_version().to_string();
@@ -555,10 +557,12 @@ pub(super) fn simulate(args: SimulateArgs) -> anyhow::Result<i32> {
                 .await
                 .map_err(infra)?,
         );
-        runner
-            .check_reachable(&args.url)
-            .await
-            .map_err(|e| anyhow!("{} is unreachable: {e}", args.url))?;
+        if let Err(e) = runner.check_reachable(&args.url).await {
+            if let Ok(r) = Arc::try_unwrap(runner) {
+                r.shutdown().await;
+            }
+            return Err(anyhow!("{} is unreachable: {e}", args.url));
+        }
         let keeper = Keeper::open(&args.out);
         let users: Vec<u64> = (0..args.users as u64).collect();
         let bar = progress(users.len() as u64, "users");

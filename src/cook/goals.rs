@@ -665,6 +665,50 @@ mod tests {
     }
 
     #[test]
+    fn huge_ids_and_removed_nodes() {
+        let goals = vec![parse_goal("element:div.done").unwrap()];
+        let change = |t, id| {
+            let mut a = BTreeMap::new();
+            a.insert("class".to_string(), Some("done".to_string()));
+            Event::Mut(event::Mutation {
+                t,
+                adds: vec![],
+                rems: vec![],
+                attrs: vec![event::AttrChange { id, a }],
+                texts: vec![],
+            })
+        };
+        let big = 1u64 << 40;
+        let events = [
+            Event::Snap(event::Snap {
+                t: 1,
+                node: node(
+                    1,
+                    "html",
+                    &[],
+                    vec![node(5, "div", &[], vec![]), node(big, "div", &[], vec![])],
+                ),
+                sx: 0.0,
+                sy: 0.0,
+            }),
+            Event::Mut(event::Mutation {
+                t: 2,
+                adds: vec![],
+                rems: vec![event::Remove { p: 1, id: 5 }],
+                attrs: vec![],
+                texts: vec![],
+            }),
+            change(3, 5),
+            change(4, big),
+        ];
+        let mut tr = GoalTracker::new(&goals);
+        for e in &events {
+            tr.on_event(e);
+        }
+        assert_eq!(tr.reached().collect::<Vec<_>>(), vec![(0, 4)]);
+    }
+
+    #[test]
     fn request_goal_needs_2xx_and_method() {
         let goals = vec![parse_goal("request:POST /api/pay").unwrap()];
         let net = |t, method: &str, status| {

@@ -314,6 +314,16 @@ impl Model {
         self.lookup(&State::token_of(route, kind, target))
     }
 
+    /// The action states on a route template, in id order: the candidates a simulator checks
+    /// against the live page before calling [`Model::next_distribution`].
+    pub fn states_on_route<'a>(&'a self, route: &'a str) -> impl Iterator<Item = StateId> + 'a {
+        self.states
+            .iter()
+            .enumerate()
+            .filter(move |(_, s)| s.route.as_deref() == Some(route))
+            .map(|(i, _)| i as StateId)
+    }
+
     /// How often a state was entered in the data (for START: sessions).
     pub fn visits(&self, id: StateId) -> u64 {
         if id == START {
@@ -476,6 +486,17 @@ mod tests {
         assert!((d.iter().map(|&(_, p)| p).sum::<f64>() - 1.0).abs() < 1e-12);
         let d = m.next_distribution(&[START], Some(&[]));
         assert_eq!(d, vec![(END, 1.0)]);
+    }
+
+    #[test]
+    fn states_by_route() {
+        let m = small_model();
+        let on_cart: Vec<_> = m.states_on_route("/cart").collect();
+        assert!(!on_cart.is_empty());
+        assert!(on_cart
+            .iter()
+            .all(|&s| m.state(s).unwrap().route.as_deref() == Some("/cart")));
+        assert_eq!(m.states_on_route("/nowhere").count(), 0);
     }
 
     #[test]

@@ -26,7 +26,8 @@ use chromiumoxide::cdp::browser_protocol::input::{
     InsertTextParams, MouseButton,
 };
 use chromiumoxide::cdp::browser_protocol::page::{
-    AddScriptToEvaluateOnNewDocumentParams, CloseParams, NavigateParams,
+    AddScriptToEvaluateOnNewDocumentParams, CloseParams, EventFrameRequestedNavigation,
+    EventFrameStartedLoading, EventFrameStoppedLoading, NavigateParams,
 };
 use chromiumoxide::cdp::browser_protocol::target::{
     CreateBrowserContextParams, CreateTargetParams,
@@ -216,16 +217,21 @@ impl Chromium {
                 message: e,
             })?;
         let page = cdp("Target.createTarget", t, self.browser.new_page(params)).await?;
-        let tab = Tab {
+        let mut tab = Tab {
             page,
             ctx: Some(ctx),
             batches: Arc::new(Mutex::new(Vec::new())),
             listener: None,
+            nav: Arc::new(Mutex::new(NavState {
+                loading: 0,
+                last: Instant::now(),
+            })),
+            nav_listener: None,
             config: self.config.clone(),
         };
-        tab.setup(opts)
-            .await
-            .map(|listener| Tab { listener, ..tab })
+        tab.nav_listener = Some(tab.watch_navigation().await?);
+        tab.listener = tab.setup(opts).await?;
+        Ok(tab)
     }
 
     /// Closes the browser and reaps its process.
@@ -238,7 +244,7 @@ impl Chromium {
     /// Disposes a tab's browser context (closing the tab with it).
     pub async fn dispose(&self, mut tab: Tab) -> Vec<Batch> {
         let batches = tab.take_batches();
-        if let Some(l) = tab.listener.take() {
+        for l in [tab.listener.take(), tab.nav_listener.take()].into_iter().flatten() {
             l.abort();
         }
         if let Some(ctx) = tab.ctx.take() {
@@ -310,10 +316,62 @@ pub struct Tab {
     ctx: Option<BrowserContextId>,
     batches: Arc<Mutex<Vec<Batch>>>,
     listener: Option<tokio::task::JoinHandle<()>>,
+    nav: Arc<Mutex<NavState>>,
+    nav_listener: Option<tokio::task::JoinHandle<()>>,
     config: DriverConfig,
 }
 
+/// Navigation activity of a tab, from CDP's frame events.
+#[derive(Debug, Clone, Copy)]
+struct NavState {
+    /// Frames that started loading and have not stopped.
+    loading: i64,
+    /// When the last navigation or loading event arrived.
+    last: Instant,
+}
+
 impl Tab {
+    /// Follows frame navigation events, so `settle` never mistakes the old document for the
+    /// new one in the moment between a click and the navigation it causes.
+    async fn watch_navigation(&self) -> Result<tokio::task::JoinHandle<()>, DriverError> {
+        let t = self.config.call_timeout;
+        let requested = cdp(
+            "Page.frameRequestedNavigation listener",
+            t,
+            self.page.event_listener::<EventFrameRequestedNavigation>(),
+        )
+        .await?
+        .map(|_| 0i64);
+        let started = cdp(
+            "Page.frameStartedLoading listener",
+            t,
+            self.page.event_listener::<EventFrameStartedLoading>(),
+        )
+        .await?
+        .map(|_| 1i64);
+        let stopped = cdp(
+            "Page.frameStoppedLoading listener",
+            t,
+            self.page.event_listener::<EventFrameStoppedLoading>(),
+        )
+        .await?
+        .map(|_| -1i64);
+        let nav = self.nav.clone();
+        let mut all = futures::stream::select(requested, futures::stream::select(started, stopped));
+        Ok(tokio::spawn(async move {
+            while let Some(delta) = all.next().await {
+                let mut n = nav.lock().unwrap();
+                n.loading = (n.loading + delta).max(0);
+                n.last = Instant::now();
+            }
+        }))
+    }
+
+    /// Whether a navigation or load event arrived after `since`.
+    pub fn navigated_since(&self, since: Instant) -> bool {
+        self.nav.lock().unwrap().last > since
+    }
+
     async fn setup(
         &self,
         opts: &TabOptions,
@@ -585,7 +643,9 @@ impl Tab {
                return p.inflight === 0 && performance.now() - p.lastMut >= {quiet_ms}; }})()"
         );
         loop {
-            if self.eval::<bool>(&js).await? == Some(true) {
+            let nav = *self.nav.lock().unwrap();
+            let frames_quiet = nav.loading == 0 && nav.last.elapsed() >= quiet;
+            if frames_quiet && self.eval::<bool>(&js).await? == Some(true) {
                 return Ok(Settled {
                     waited_ms: start.elapsed().as_secs_f64() * 1000.0,
                     timed_out: false,

@@ -15,7 +15,7 @@
 //! the user sees them in its recording. Nothing about the outcome is scripted.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -100,6 +100,9 @@ struct Found {
     y: f64,
     #[serde(default)]
     searched: bool,
+    /// A text field, select or editable area: clicking it is not expected to change the page.
+    #[serde(default)]
+    quiet: bool,
 }
 
 /// Seeds `Math.random` per user, so page-side randomness is the same on both builds.
@@ -158,8 +161,9 @@ return descs.map(function(d, i){
   if((!e||!vis(e)) && search[i]){ var h=hunt(d); if(h){ e=h; searched=true; } }
   if(!e) return {found:false,usable:false,x:0,y:0};
   var u=vis(e); if(u&&e.scrollIntoViewIfNeeded) e.scrollIntoViewIfNeeded();
-  var r=e.getBoundingClientRect();
-  return {found:true,usable:u,x:r.x+r.width/2,y:r.y+r.height/2,searched:searched}; });
+  var r=e.getBoundingClientRect(); var tg=e.tagName.toLowerCase();
+  var quiet=tg==='textarea'||tg==='select'||e.isContentEditable||(tg==='input'&&!/^(button|submit|reset|image|checkbox|radio|file|color|range)$/i.test(e.type||'text'));
+  return {found:true,usable:u,x:r.x+r.width/2,y:r.y+r.height/2,searched:searched,quiet:quiet}; });
 })"#;
 
 /// A simulated user's walk against one build.
@@ -267,12 +271,22 @@ impl Walk<'_> {
         })
     }
 
-    /// Asks capture.js to hand over what it has, and cooks the recording so far.
+    /// Asks capture.js to hand over what it has, waits until the binding delivered it, and
+    /// cooks the recording so far.
     async fn flush_and_cook(&self, tab: &Tab) -> CookedSession {
-        let _ = tab
-            .eval::<bool>("(window.understudy && window.understudy('flush'), true)")
-            .await;
-        let seen = tab.batches();
+        let handed = tab
+            .eval::<u64>("window.understudy ? window.understudy('flush') : null")
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(0) as usize;
+        // Binding calls arrive as CDP events, a moment after the evaluation's answer.
+        let deadline = Instant::now() + Duration::from_millis(500);
+        let mut seen = tab.batches();
+        while seen.len() < handed && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            seen = tab.batches();
+        }
         let sid = seen.first().map(|b| b.sid.clone()).unwrap_or_default();
         cook_session(&sid, &seen, self.goals)
     }
@@ -321,6 +335,7 @@ impl Walk<'_> {
                 })
                 .collect();
             let dist = self.model.next_distribution(&history, Some(&candidates));
+            tracing::debug!(user = self.user, step, ?history, route = %route, ?dist, "choosing");
             let Some(choice) = choose(self.key(Purpose::Next, current, visit), &dist, |id| {
                 id as u64
             }) else {
@@ -447,17 +462,21 @@ impl Walk<'_> {
         Ok(!s.timed_out)
     }
 
-    async fn mark(&self, tab: &Tab) -> Result<(), DriverError> {
+    async fn mark(&self, tab: &Tab) -> Result<Instant, DriverError> {
+        let at = Instant::now();
         tab.eval::<bool>(
             "(() => { const p = window.__usProbe; if (p) { p.mark = performance.now(); \
              p.markStarted = p.started; } return true; })()",
         )
         .await
-        .map(|_| ())
+        .map(|_| at)
     }
 
     /// Whether anything happened since [`Walk::mark`]: a mutation, a request, a navigation.
-    async fn reacted(&self, tab: &Tab) -> Result<bool, DriverError> {
+    async fn reacted(&self, tab: &Tab, since: Instant) -> Result<bool, DriverError> {
+        if tab.navigated_since(since) {
+            return Ok(true);
+        }
         let r = tab
             .eval::<bool>(
                 "(() => { const p = window.__usProbe; if (!p || p.mark === undefined) return true; \
@@ -477,10 +496,14 @@ impl Walk<'_> {
         visit: u64,
         at: &Found,
     ) -> Result<(Option<Exit>, usize), DriverError> {
-        self.mark(tab).await?;
+        let since = self.mark(tab).await?;
         tab.click_at(at.x, at.y).await?;
         let mut clicks = 1;
-        if self.wait_reaction(tab).await? {
+        if at.quiet {
+            // Focusing a field changes nothing visible; nobody waits for it.
+            return Ok((None, clicks));
+        }
+        if self.wait_reaction(tab, since).await? {
             let ok = self.settle_within_patience(tab, state, visit).await?;
             return Ok((if ok { None } else { Some(Exit::Impatient) }, clicks));
         }
@@ -502,10 +525,10 @@ impl Walk<'_> {
                 let z = self.key(Purpose::RetryGap, state, visit).item(i as u64).normal();
                 let gap = retry.gap.at_z(z).clamp(60.0, 900.0);
                 tokio::time::sleep(Duration::from_secs_f64(gap / 1000.0)).await;
-                self.mark(tab).await?;
+                let since = self.mark(tab).await?;
                 tab.click_at(at.x, at.y).await?;
                 clicks += 1;
-                if self.wait_reaction(tab).await? {
+                if self.wait_reaction(tab, since).await? {
                     let ok = self.settle_within_patience(tab, state, visit).await?;
                     return Ok((if ok { None } else { Some(Exit::Impatient) }, clicks));
                 }
@@ -519,10 +542,10 @@ impl Walk<'_> {
     }
 
     /// Waits up to `reaction_ms` for any reaction to the last action.
-    async fn wait_reaction(&self, tab: &Tab) -> Result<bool, DriverError> {
-        let start = std::time::Instant::now();
+    async fn wait_reaction(&self, tab: &Tab, since: Instant) -> Result<bool, DriverError> {
+        let start = Instant::now();
         loop {
-            if self.reacted(tab).await? {
+            if self.reacted(tab, since).await? {
                 return Ok(true);
             }
             if start.elapsed() >= Duration::from_millis(self.config.reaction_ms) {
@@ -541,7 +564,19 @@ impl Walk<'_> {
         })
         .unwrap_or(ValueClass::ShortText);
         let value = synthetic_value(class, self.key(Purpose::InputValue, state, visit));
-        tab.click_at(at.x, at.y).await?;
+        // A person who just clicked into the field does not click it again.
+        let focused = tab
+            .eval::<bool>(&format!(
+                "(() => {{ const e = document.elementFromPoint({x}, {y}); const a = document.activeElement; \
+                 return !!e && !!a && a !== document.body && (e === a || e.contains(a) || a.contains(e)); }})()",
+                x = at.x,
+                y = at.y
+            ))
+            .await?
+            == Some(true);
+        if !focused {
+            tab.click_at(at.x, at.y).await?;
+        }
         // Replace whatever is there, as a person retyping a field does.
         tab.eval::<bool>(
             "(() => { const e = document.activeElement; if (e && 'value' in e && e.select) e.select(); return true; })()",

@@ -18,6 +18,7 @@ use chromiumoxide::cdp::browser_protocol::input::{
 use chromiumoxide::cdp::browser_protocol::target::CreateTargetParams;
 use chromiumoxide::Page;
 use futures::StreamExt;
+use rand::{Rng, SeedableRng};
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -107,15 +108,29 @@ impl Drop for Collector {
 /// The multi-page test shop in `tests/fixtures/site`, served on loopback (another origin than
 /// the collector, so capture.js posts cross-origin).
 pub async fn serve_site(collector: &str) -> SocketAddr {
+    serve_site_variant(collector, false).await
+}
+
+/// The test shop; with `dead_checkout`, the "Place order" button does nothing at all.
+pub async fn serve_site_variant(collector: &str, dead_checkout: bool) -> SocketAddr {
     #[derive(Clone)]
     struct Pages {
         collector: String,
+        dead_checkout: bool,
     }
+    const DEAD: &str = "<script>document.addEventListener('submit', function (e) { \
+        e.preventDefault(); e.stopPropagation(); }, true);</script></body>";
     fn page(p: &Pages, src: &str) -> Html<String> {
-        Html(src.replace("{{COLLECTOR}}", &p.collector))
+        let html = src.replace("{{COLLECTOR}}", &p.collector);
+        if p.dead_checkout {
+            Html(html.replace("</body>", DEAD))
+        } else {
+            Html(html)
+        }
     }
     let pages = Pages {
         collector: collector.to_string(),
+        dead_checkout,
     };
     let app = Router::new()
         .route(
@@ -320,5 +335,73 @@ pub fn eventually<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
         }
         assert!(start.elapsed() < limit, "condition not met within {limit:?}");
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Walks one person through the test shop with seeded choices and human-ish pauses.
+pub async fn walk(chromium: &Chromium, site: std::net::SocketAddr, seed: u64) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let page = chromium.isolated_page().await;
+    let pause = |rng: &mut rand_chacha::ChaCha8Rng| {
+        Duration::from_millis(rng.random_range(40..160))
+    };
+    page.goto(format!("http://{site}/")).await.unwrap();
+    wait_path(&page, "/").await;
+    tokio::time::sleep(pause(&mut rng)).await;
+    let product = rng.random_range(1..=3);
+    click(&page, &format!("[data-testid=product-{product}]")).await;
+    wait_path(&page, &format!("/product/{product}")).await;
+    tokio::time::sleep(pause(&mut rng)).await;
+    if rng.random_bool(0.75) {
+        click(&page, "[data-testid=add-to-cart]").await;
+        tokio::time::sleep(pause(&mut rng)).await;
+        if rng.random_bool(0.7) {
+            click(&page, "[data-testid=go-to-cart]").await;
+            wait_path(&page, "/cart").await;
+            tokio::time::sleep(pause(&mut rng)).await;
+            if rng.random_bool(0.2) {
+                click(&page, "[data-testid=apply-coupon]").await;
+                tokio::time::sleep(pause(&mut rng)).await;
+            }
+            if rng.random_bool(0.75) {
+                click(&page, "[data-testid=checkout]").await;
+                wait_path(&page, "/checkout").await;
+                type_into(&page, "#name", "Pat Doe", Duration::from_millis(5)).await;
+                if rng.random_bool(0.85) {
+                    type_into(&page, "#email", "pat@example.net", Duration::from_millis(5)).await;
+                    click(&page, "[data-testid=place-order]").await;
+                    wait_path(&page, "/confirm").await;
+                    tokio::time::sleep(pause(&mut rng)).await;
+                }
+            }
+        }
+    } else if rng.random_bool(0.5) {
+        click(&page, "[data-testid=nav-home]").await;
+        wait_path(&page, "/").await;
+        tokio::time::sleep(pause(&mut rng)).await;
+    }
+    close_tab(page).await;
+}
+
+
+/// Records `people` sessions of the test shop through a running collector, `at_once` tabs at
+/// a time.
+pub async fn record_population(site: SocketAddr, people: u64, at_once: usize) {
+    let chromium = std::sync::Arc::new(Chromium::launch().await);
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(at_once));
+    let mut tasks = Vec::new();
+    for seed in 0..people {
+        let permit = gate.clone().acquire_owned().await.unwrap();
+        let chromium = chromium.clone();
+        tasks.push(tokio::spawn(async move {
+            walk(&chromium, site, seed).await;
+            drop(permit);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    if let Ok(c) = std::sync::Arc::try_unwrap(chromium) {
+        c.close().await;
     }
 }
