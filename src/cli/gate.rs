@@ -260,12 +260,22 @@ pub(crate) fn now_utc() -> String {
     crate::cook::format_epoch_ms(ms)
 }
 
-/// Writes every report and prints the summary; returns the exit code of the verdict.
-pub(crate) fn publish(results: &RunResults, out: &Path) -> anyhow::Result<i32> {
+/// Writes every report; returns the exit code of the verdict.
+pub(crate) fn publish_quiet(results: &RunResults, out: &Path) -> anyhow::Result<i32> {
     std::fs::create_dir_all(out)
         .with_context(|| format!("cannot create output folder {}", out.display()))?;
     report::write_all(results, out)
         .with_context(|| format!("failed to write reports to {}", out.display()))?;
+    Ok(match results.status() {
+        report::RunStatus::InfrastructureError => crate::exit_code::INFRA,
+        _ if results.outcome.fails_run() => GATE_FAILED,
+        _ => SUCCESS,
+    })
+}
+
+/// Writes every report and prints the summary; returns the exit code of the verdict.
+pub(crate) fn publish(results: &RunResults, out: &Path) -> anyhow::Result<i32> {
+    let code = publish_quiet(results, out)?;
     print!("{}", report::render_summary(results));
     if std::env::var_os("GITHUB_ACTIONS").is_some() {
         for line in report::annotations(results) {
@@ -273,11 +283,7 @@ pub(crate) fn publish(results: &RunResults, out: &Path) -> anyhow::Result<i32> {
         }
     }
     eprintln!("reports: {}", out.display());
-    Ok(match results.status() {
-        report::RunStatus::InfrastructureError => crate::exit_code::INFRA,
-        _ if results.outcome.fails_run() => GATE_FAILED,
-        _ => SUCCESS,
-    })
+    Ok(code)
 }
 
 fn parse_shard(s: &str) -> anyhow::Result<(u32, u32)> {

@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 mod bench;
 mod collect;
 mod cook;
+mod demo;
 mod fit;
 mod gate;
 mod sessions;
@@ -46,6 +47,9 @@ pub enum Command {
     Gate(GateArgs),
     /// Combine shard blobs from `gate --shard` into one verdict and one set of reports.
     Merge(MergeArgs),
+    /// The whole loop on the bundled demo shop: record, fit, gate every candidate, and
+    /// compare the prediction with the truth.
+    Demo(DemoArgs),
     /// Print the capture script, for sites that bundle it themselves.
     CaptureScript,
     /// Benchmarks that print figures side by side with their anchors.
@@ -194,6 +198,29 @@ pub struct MergeArgs {
     pub out: PathBuf,
 }
 
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[command(subcommand)]
+    pub command: Option<DemoCommand>,
+    /// Folder for the model and each candidate's reports (`DIR/<candidate>/`).
+    #[arg(long, default_value = "understudy-demo")]
+    pub out: PathBuf,
+    /// Scripted people recorded on the baseline (and run on each candidate).
+    #[arg(long, default_value_t = 150)]
+    pub population: u32,
+    /// Tabs at once.
+    #[arg(long, default_value_t = 6)]
+    pub concurrency: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DemoCommand {
+    /// Serve every build of the demo shop (and a collector) and print their URLs.
+    Serve,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
     /// Print a readable summary: top paths, states, and where users leave.
@@ -262,6 +289,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Simulate(args) => gate::simulate(args),
         Command::Gate(args) => gate::gate(args),
         Command::Merge(args) => gate::merge(args),
+        Command::Demo(args) => demo::run(args),
         Command::CaptureScript => {
             print!("{}", crate::capture::SCRIPT);
             Ok(crate::exit_code::SUCCESS)

@@ -1,0 +1,290 @@
+//! `understudy demo`: the whole loop on the bundled shop, with the truth beside the
+//! prediction.
+//!
+//! 1. Serve every build of the demo shop and a collector on loopback.
+//! 2. Run the scripted population on the baseline: recorded by capture.js through the
+//!    collector, like real visitors.
+//! 3. Fit a model from those recordings.
+//! 4. Run the same population (same people, same seeds) on every candidate: the *true*
+//!    change in conversion.
+//! 5. Gate every candidate with simulated users from the model, and print predicted against
+//!    true.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context};
+
+use super::gate::{decide, look, now_utc, publish_quiet, results, runtime, LoadedModel, RunMeta};
+use super::{DemoArgs, DemoCommand};
+use crate::compare::{Metric, SequentialDecision};
+use crate::cook::{cook_session, parse_goal};
+use crate::demo::{run_population, serve_all, Build, PopulationConfig, PopulationReport};
+use crate::exit_code::{GATE_FAILED, SUCCESS};
+use crate::model::{fit_and_evaluate, FitOptions};
+use crate::scenario::RawScenario;
+use crate::simulate::driver::{Chromium, DriverConfig};
+use crate::simulate::runner::{PairOutcome, Runner, RunnerConfig};
+use crate::simulate::user::UserConfig;
+use crate::store::{SessionStore, SqliteStore};
+
+/// The demo's scenario (URLs and model are filled in at run time).
+pub const DEMO_SCENARIO: &str = include_str!("../../scenarios/demo.toml");
+
+async fn start_collector(db: &Path) -> anyhow::Result<(String, tokio::sync::oneshot::Sender<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let db = db.to_path_buf();
+    tokio::spawn(async move {
+        if let Err(e) = crate::collect::serve(listener, &db, async {
+            let _ = rx.await;
+        })
+        .await
+        {
+            tracing::error!(error = %e, "demo collector stopped");
+        }
+    });
+    Ok((url, tx))
+}
+
+pub(super) fn run(args: DemoArgs) -> anyhow::Result<i32> {
+    match args.command {
+        Some(DemoCommand::Serve) => serve(),
+        None => demo(args),
+    }
+}
+
+fn serve() -> anyhow::Result<i32> {
+    runtime()?.block_on(async {
+        let dir = tempfile::tempdir()?;
+        let (collector, _stop) = start_collector(&dir.path().join("demo.db")).await?;
+        let shops = serve_all(&Build::ALL, Some(collector.clone())).await?;
+        println!("collector  {collector}  (sessions in {})", dir.path().join("demo.db").display());
+        for s in &shops {
+            println!("{:<15} {}  {}", s.build().name(), s.url(), s.build().description());
+        }
+        println!("\nGate a candidate by hand, e.g.:\n  understudy gate --scenario scenarios/demo.toml --baseline {} --candidate {}",
+            shops[0].url(), shops[2].url());
+        println!("Ctrl-C stops.");
+        tokio::signal::ctrl_c().await?;
+        Ok(SUCCESS)
+    })
+}
+
+struct Row {
+    build: Build,
+    predicted: f64,
+    interval: (f64, f64),
+    truth: f64,
+    verdict: String,
+    pairs: usize,
+    failed: bool,
+}
+
+fn demo(args: DemoArgs) -> anyhow::Result<i32> {
+    let t0 = Instant::now();
+    let out = args.out.clone();
+    std::fs::create_dir_all(&out)
+        .with_context(|| format!("cannot create output folder {}", out.display()))?;
+    let db = out.join("demo-sessions.db");
+    let _ = std::fs::remove_file(&db);
+    runtime()?.block_on(async move {
+        let (collector, stop) = start_collector(&db).await?;
+        let shops = serve_all(&Build::ALL, Some(collector.clone())).await?;
+        let url_of = |b: Build| {
+            shops
+                .iter()
+                .find(|s| s.build() == b)
+                .map(|s| s.url())
+                .expect("every build is served")
+        };
+        let chromium = Chromium::launch(DriverConfig::default()).await?;
+        let population = PopulationConfig {
+            users: args.population,
+            concurrency: args.concurrency,
+            seed: args.seed,
+            ..PopulationConfig::default()
+        };
+
+        // 1. Real people on the baseline, recorded through the collector.
+        eprintln!("recording {} people on the baseline…", population.users);
+        let base = run_population(&chromium, &url_of(Build::Baseline), &population).await?;
+        eprintln!("  {}", base.summary());
+        tokio::time::sleep(Duration::from_millis(500)).await; // last beacons
+        let _ = stop.send(());
+
+        // 2. Fit the model.
+        let scenario_path = PathBuf::from("scenarios/demo.toml");
+        let raw = RawScenario::parse(DEMO_SCENARIO, &scenario_path).map_err(|e| anyhow!(e))?;
+        let goal_specs = raw.goals.clone();
+        let goals = goal_specs
+            .iter()
+            .map(|g| parse_goal(g).map_err(|e| anyhow!("demo goal {g}: {e}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let store = tokio::task::spawn_blocking({
+            let db = db.clone();
+            move || SqliteStore::open(&db)
+        })
+        .await??;
+        let mut cooked = Vec::new();
+        for s in store.list_sessions()? {
+            cooked.push(cook_session(&s.id, &store.session_batches(&s.id)?, &goals));
+        }
+        drop(store);
+        let model = fit_and_evaluate(
+            &cooked,
+            &FitOptions {
+                goals: goal_specs.clone(),
+                seed: args.seed,
+                ..FitOptions::default()
+            },
+        )
+        .map_err(|e| anyhow!("fitting the demo model: {e}"))?;
+        let model_path = out.join("demo-shop.json");
+        let text = model.to_json();
+        std::fs::write(&model_path, &text)?;
+        eprintln!(
+            "fitted {} states from {} sessions → {}",
+            model.states().len(),
+            model.provenance.sessions,
+            model_path.display()
+        );
+        let loaded = LoadedModel {
+            model: Arc::new(model),
+            hash: format!("{:x}", text.len()),
+            path: model_path.clone(),
+        };
+
+        // 3. The truth, and 4. the gate, per candidate.
+        let mut rows = Vec::new();
+        let mut truths: Vec<(Build, PopulationReport)> = Vec::new();
+        for build in Build::CANDIDATES {
+            eprintln!("running the same people on {}…", build.name());
+            let report = run_population(&chromium, &url_of(build), &population).await?;
+            truths.push((build, report));
+        }
+        chromium.close().await;
+
+        for (build, truth_report) in truths {
+            let url = url_of(build);
+            let mut sc = raw
+                .clone()
+                .with_urls(
+                    url::Url::parse(&url_of(Build::Baseline)).ok(),
+                    url::Url::parse(&url).ok(),
+                )
+                .resolve(&scenario_path)
+                .map_err(|e| anyhow!(e))?;
+            sc.model = model_path.clone();
+            sc.seed = args.seed;
+            sc.concurrency = args.concurrency;
+            let runner = Arc::new(
+                Runner::start(
+                    RunnerConfig {
+                        concurrency: sc.concurrency,
+                        driver: DriverConfig::default(),
+                        user: UserConfig {
+                            time_scale: sc.time_scale,
+                            max_steps: sc.max_steps,
+                            ..UserConfig::default()
+                        },
+                        seed: sc.seed,
+                        max_restarts: 2,
+                        funnel: sc.funnel.clone(),
+                    },
+                    loaded.model.clone(),
+                    sc.goals.clone(),
+                )
+                .await?,
+            );
+            let started = now_utc();
+            let started_at = Instant::now();
+            let plan = sc.sequential_plan();
+            let mut pairs: Vec<PairOutcome> = Vec::new();
+            let mut next = plan.min_pairs.min(plan.max_pairs);
+            eprintln!("gating {}…", build.name());
+            loop {
+                let block: Vec<u64> = (pairs.len() as u64..next as u64).collect();
+                let mut done = runner
+                    .run_pairs(&block, &url_of(Build::Baseline), &url, &|_, _, _| {})
+                    .await?;
+                pairs.append(&mut done);
+                if pairs.len() >= plan.max_pairs
+                    || matches!(look(&sc, &pairs)?.decision, SequentialDecision::Stop(_))
+                {
+                    break;
+                }
+                next = (pairs.len() + plan.check_every.max(1)).min(plan.max_pairs);
+            }
+            let decision = decide(&sc, &pairs)?;
+            let chromium_version = runner.browser_version().to_string();
+            if let Ok(r) = Arc::try_unwrap(runner) {
+                r.shutdown().await;
+            }
+            let meta = RunMeta {
+                scenario: sc.clone(),
+                model_path: loaded.path.display().to_string(),
+                model_hash: loaded.hash.clone(),
+                chromium_version,
+                shard: None,
+                started,
+                started_at,
+                infrastructure_errors: Vec::new(),
+            };
+            let res = results(&meta, &pairs, &decision)?;
+            let code = publish_quiet(&res, &out.join(build.name()))?;
+            let conv = res
+                .checks
+                .iter()
+                .find(|c| matches!(c.metric, Metric::Conversion))
+                .ok_or_else(|| anyhow!("the demo scenario checks conversion"))?;
+            rows.push(Row {
+                build,
+                predicted: conv.estimate,
+                interval: (conv.interval.lower, conv.interval.upper),
+                truth: paired_truth(&base, &truth_report),
+                verdict: format!("{:?}", res.outcome.verdict).to_lowercase(),
+                pairs: decision.used,
+                failed: code == GATE_FAILED,
+            });
+        }
+
+        println!(
+            "\nunderstudy demo — seed {}, {} people recorded on the baseline, {:.0} s\n",
+            args.seed,
+            population.users,
+            t0.elapsed().as_secs_f64()
+        );
+        println!(
+            "{:<15} {:>24} {:>10} {:>13} {:>6}  {}",
+            "candidate", "predicted Δconv [95%]", "true Δconv", "verdict", "pairs", "as expected"
+        );
+        let mut all_good = true;
+        for r in &rows {
+            let expected = r.failed == r.build.is_regression();
+            let covers = r.interval.0 <= r.truth && r.truth <= r.interval.1;
+            all_good &= expected;
+            println!(
+                "{:<15} {:>+7.1} pp [{:+.1}, {:+.1}] {:>+8.1} pp {:>13} {:>6}  {}{}",
+                r.build.name(),
+                100.0 * r.predicted,
+                100.0 * r.interval.0,
+                100.0 * r.interval.1,
+                100.0 * r.truth,
+                r.verdict,
+                r.pairs,
+                if expected { "yes" } else { "NO" },
+                if covers { "" } else { " (true Δ outside the interval)" }
+            );
+        }
+        println!("\nreports: {}/<candidate>/ (report/index.html, junit.xml, summary.md, results.json)", out.display());
+        Ok(if all_good { SUCCESS } else { GATE_FAILED })
+    })
+}
+
+/// True Δ conversion: the same people on the candidate minus on the baseline.
+fn paired_truth(base: &PopulationReport, cand: &PopulationReport) -> f64 {
+    cand.conversion() - base.conversion()
+}
