@@ -111,7 +111,10 @@ async fn a_recorded_session_is_stored_cooked_and_private() {
     assert!(has("navigate", "/", ""), "entry navigation in {steps:#?}");
     assert!(has("click", "/", "testid:product-2"), "{steps:#?}");
     assert!(has("navigate", "/product/:id", ""), "{steps:#?}");
-    assert!(has("click", "/product/:id", "testid:add-to-cart"), "{steps:#?}");
+    assert!(
+        has("click", "/product/:id", "testid:add-to-cart"),
+        "{steps:#?}"
+    );
     assert!(has("click", "/cart", "testid:apply-coupon"), "{steps:#?}");
     assert!(has("click", "/cart", "testid:checkout"), "{steps:#?}");
     assert!(has("input", "/checkout", "id:name"), "{steps:#?}");
@@ -131,8 +134,16 @@ async fn a_recorded_session_is_stored_cooked_and_private() {
             .filter(|s| lower(&s["kind"]) == kind && s["target"] == target)
             .count()
     };
-    assert_eq!(count("rage_click", "testid:apply-coupon"), 1, "{signals:#?}");
-    assert_eq!(count("dead_click", "testid:apply-coupon"), 1, "{signals:#?}");
+    assert_eq!(
+        count("rage_click", "testid:apply-coupon"),
+        1,
+        "{signals:#?}"
+    );
+    assert_eq!(
+        count("dead_click", "testid:apply-coupon"),
+        1,
+        "{signals:#?}"
+    );
     // No false alarms on buttons that worked.
     assert_eq!(count("dead_click", "testid:add-to-cart"), 0, "{signals:#?}");
     assert_eq!(count("rage_click", "testid:checkout"), 0, "{signals:#?}");

@@ -23,7 +23,10 @@ mod tests {
     #[test]
     fn script_schema_version_matches_rust() {
         let needle = format!("var SCHEMA = {};", crate::event::SCHEMA_VERSION);
-        assert!(SCRIPT.contains(&needle), "capture.js must declare `{needle}`");
+        assert!(
+            SCRIPT.contains(&needle),
+            "capture.js must declare `{needle}`"
+        );
         assert_ne!(script_version(), "unknown");
     }
 }

@@ -276,10 +276,17 @@ fn demo(args: DemoArgs) -> anyhow::Result<i32> {
                 r.verdict,
                 r.pairs,
                 if expected { "yes" } else { "NO" },
-                if covers { "" } else { " (true Δ outside the interval)" }
+                if covers {
+                    ""
+                } else {
+                    " (true Δ outside the interval)"
+                }
             );
         }
-        println!("\nreports: {}/<candidate>/ (report/index.html, junit.xml, summary.md, results.json)", out.display());
+        println!(
+            "\nreports: {}/<candidate>/ (report/index.html, junit.xml, summary.md, results.json)",
+            out.display()
+        );
         Ok(if all_good { SUCCESS } else { GATE_FAILED })
     })
 }

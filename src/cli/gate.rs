@@ -12,11 +12,11 @@ use std::time::Instant;
 use anyhow::{anyhow, Context};
 
 use super::{GateArgs, MergeArgs, SimulateArgs};
+use crate::compare::Pair;
 use crate::compare::{
     evaluate, overall, sequential_decision, summarize_build, GateOutcome, PairedData,
     SequentialDecision, SequentialStatus, SessionOutcome,
 };
-use crate::compare::Pair;
 use crate::exit_code::{bad_input, GATE_FAILED, SUCCESS};
 use crate::model::Model;
 use crate::report::{self, Build, RunResults, SessionRef, ShardInfo};
@@ -54,8 +54,8 @@ pub(crate) fn load_model(path: &Path) -> anyhow::Result<LoadedModel> {
         .map_err(|e| bad_input(format!("cannot read model {}: {e}", path.display())))?;
     let text = String::from_utf8(bytes.clone())
         .map_err(|_| bad_input(format!("model {} is not UTF-8", path.display())))?;
-    let model = Model::from_json(&text)
-        .map_err(|e| bad_input(format!("model {}: {e}", path.display())))?;
+    let model =
+        Model::from_json(&text).map_err(|e| bad_input(format!("model {}: {e}", path.display())))?;
     Ok(LoadedModel {
         model: Arc::new(model),
         hash: fnv1a(&bytes),
@@ -179,7 +179,10 @@ pub(crate) fn decide(sc: &Scenario, pairs: &[PairOutcome]) -> anyhow::Result<Dec
 fn session_refs(pairs: &[PairOutcome], keep: usize) -> Vec<SessionRef> {
     let mut refs: Vec<(f64, SessionRef)> = Vec::new();
     for p in pairs {
-        for (build, o) in [(Build::Baseline, &p.baseline), (Build::Candidate, &p.candidate)] {
+        for (build, o) in [
+            (Build::Baseline, &p.baseline),
+            (Build::Candidate, &p.candidate),
+        ] {
             let frustration: f64 = o.signals.values().sum();
             let score = frustration + if o.converted { 0.0 } else { 0.5 };
             refs.push((
@@ -189,7 +192,11 @@ fn session_refs(pairs: &[PairOutcome], keep: usize) -> Vec<SessionRef> {
                     build,
                     session_id: o.sid.clone(),
                     converted: o.converted,
-                    signals: o.signals.iter().map(|(k, v)| (k.clone(), *v as u32)).collect(),
+                    signals: o
+                        .signals
+                        .iter()
+                        .map(|(k, v)| (k.clone(), *v as u32))
+                        .collect(),
                     replay: None,
                 },
             ));
@@ -211,12 +218,17 @@ pub(crate) struct RunMeta {
     pub infrastructure_errors: Vec<String>,
 }
 
-pub(crate) fn results(meta: &RunMeta, pairs: &[PairOutcome], d: &Decision) -> anyhow::Result<RunResults> {
+pub(crate) fn results(
+    meta: &RunMeta,
+    pairs: &[PairOutcome],
+    d: &Decision,
+) -> anyhow::Result<RunResults> {
     let sc = &meta.scenario;
     let used = &pairs[..d.used];
     let funnel = funnel_names(sc);
     let summary = |side: fn(&PairOutcome) -> &SimOutcome| -> Option<crate::compare::BuildSummary> {
-        let outcomes: Vec<SessionOutcome> = used.iter().map(|p| side(p).session_outcome()).collect();
+        let outcomes: Vec<SessionOutcome> =
+            used.iter().map(|p| side(p).session_outcome()).collect();
         summarize_build(&outcomes, &funnel, sc.confidence).ok()
     };
     Ok(RunResults {
@@ -640,7 +652,11 @@ mod tests {
         assert_eq!(parse_shard("3/4").unwrap(), (3, 4));
         for bad in ["4/4", "1/0", "x/2", "2", "-1/3"] {
             let e = parse_shard(bad).unwrap_err();
-            assert_eq!(crate::exit_code::for_error(&e), crate::exit_code::USAGE, "{bad}");
+            assert_eq!(
+                crate::exit_code::for_error(&e),
+                crate::exit_code::USAGE,
+                "{bad}"
+            );
         }
     }
 

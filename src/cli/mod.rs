@@ -266,8 +266,8 @@ pub fn main() -> i32 {
 
 fn init_tracing(verbose: u8) {
     let default = match verbose {
-        0 => "warn",
-        1 => "info",
+        0 => "warn,chromiumoxide=error",
+        1 => "info,chromiumoxide=error",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -46,10 +46,16 @@ pub struct RunBlob {
 pub enum BlobError {
     #[error("not a run blob: {0}")]
     Parse(String),
-    #[error("blob format `{found}` version {version} is not `{BLOB_FORMAT}` version {BLOB_VERSION}")]
+    #[error(
+        "blob format `{found}` version {version} is not `{BLOB_FORMAT}` version {BLOB_VERSION}"
+    )]
     Format { found: String, version: u32 },
     #[error("blobs disagree on {field}: `{a}` vs `{b}`")]
-    Mismatch { field: &'static str, a: String, b: String },
+    Mismatch {
+        field: &'static str,
+        a: String,
+        b: String,
+    },
     #[error("shard {shard}/{shards} appears twice")]
     Duplicate { shard: u32, shards: u32 },
     #[error("shard {missing} of {shards} is missing")]
@@ -123,13 +129,11 @@ pub fn merge(mut blobs: Vec<RunBlob>) -> Result<(RunBlob, Vec<PairOutcome>), Blo
                 });
             }
         }
-        let slot = seen
-            .get_mut(b.shard as usize)
-            .ok_or(BlobError::WrongUser {
-                shard: b.shard,
-                shards: b.shards,
-                user: 0,
-            })?;
+        let slot = seen.get_mut(b.shard as usize).ok_or(BlobError::WrongUser {
+            shard: b.shard,
+            shards: b.shards,
+            user: 0,
+        })?;
         if *slot {
             return Err(BlobError::Duplicate {
                 shard: b.shard,

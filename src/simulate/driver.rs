@@ -244,7 +244,10 @@ impl Chromium {
     /// Disposes a tab's browser context (closing the tab with it).
     pub async fn dispose(&self, mut tab: Tab) -> Vec<Batch> {
         let batches = tab.take_batches();
-        for l in [tab.listener.take(), tab.nav_listener.take()].into_iter().flatten() {
+        for l in [tab.listener.take(), tab.nav_listener.take()]
+            .into_iter()
+            .flatten()
+        {
             l.abort();
         }
         if let Some(ctx) = tab.ctx.take() {

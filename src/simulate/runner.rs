@@ -67,7 +67,11 @@ impl SimOutcome {
             steps: s.steps,
             browser_actions: s.browser_actions,
             converted: c.converted,
-            time_to_convert_ms: c.outcomes.first().filter(|_| c.converted).map(|o| o.t as f64),
+            time_to_convert_ms: c
+                .outcomes
+                .first()
+                .filter(|_| c.converted)
+                .map(|o| o.t as f64),
             steps_reached: steps_reached(c, funnel),
             signals,
             duration_ms: c.duration_ms,
@@ -101,7 +105,9 @@ fn glob(pattern: &str, s: &str) -> bool {
     match pattern.split_once('*') {
         None => pattern == s,
         Some((head, tail)) => {
-            s.len() >= head.len() + tail.len() && s.starts_with(head) && glob_rest(tail, &s[head.len()..])
+            s.len() >= head.len() + tail.len()
+                && s.starts_with(head)
+                && glob_rest(tail, &s[head.len()..])
         }
     }
 }
@@ -193,7 +199,12 @@ impl Runner {
                 seed: self.config.seed,
                 user,
             };
-            let permit = self.gate.clone().acquire_owned().await.expect("semaphore open");
+            let permit = self
+                .gate
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("semaphore open");
             let started = Instant::now();
             let result = walk.run(&chromium, url).await;
             drop(permit);

@@ -247,7 +247,11 @@ impl Walk<'_> {
     }
 
     /// Runs the walk in a fresh tab against `base_url` and returns the recorded session.
-    pub async fn run(&self, chromium: &Chromium, base_url: &str) -> Result<SimSession, DriverError> {
+    pub async fn run(
+        &self,
+        chromium: &Chromium,
+        base_url: &str,
+    ) -> Result<SimSession, DriverError> {
         let mut tab = chromium.open(&self.tab_options()).await?;
         let result = self.walk(&tab, base_url).await;
         // Close as a person would, so capture.js flushes on pagehide, then collect.
@@ -426,8 +430,11 @@ impl Walk<'_> {
                 }
             }
             if attempt == 0 {
-                tab.settle(Duration::from_millis(self.config.quiet_ms), Duration::from_millis(500))
-                    .await?;
+                tab.settle(
+                    Duration::from_millis(self.config.quiet_ms),
+                    Duration::from_millis(500),
+                )
+                .await?;
             }
         }
         Ok(None)
@@ -517,12 +524,17 @@ impl Walk<'_> {
                 .filter(|(n, _)| *n > 0)
                 .map(|&(n, c)| (n, c as f64))
                 .collect();
-            let n = choose(self.key(Purpose::Retry, state, visit).item(1), &extra, |n| {
-                n as u64
-            })
+            let n = choose(
+                self.key(Purpose::Retry, state, visit).item(1),
+                &extra,
+                |n| n as u64,
+            )
             .unwrap_or(2);
             for i in 0..n {
-                let z = self.key(Purpose::RetryGap, state, visit).item(i as u64).normal();
+                let z = self
+                    .key(Purpose::RetryGap, state, visit)
+                    .item(i as u64)
+                    .normal();
                 let gap = retry.gap.at_z(z).clamp(60.0, 900.0);
                 tokio::time::sleep(Duration::from_secs_f64(gap / 1000.0)).await;
                 let since = self.mark(tab).await?;
@@ -557,7 +569,13 @@ impl Walk<'_> {
 
     /// Focuses a field, types a synthetic value of a drawn class at a drawn speed, and moves
     /// on (Tab), so capture.js records one settled edit.
-    async fn fill(&self, tab: &Tab, state: StateId, visit: u64, at: &Found) -> Result<usize, DriverError> {
+    async fn fill(
+        &self,
+        tab: &Tab,
+        state: StateId,
+        visit: u64,
+        at: &Found,
+    ) -> Result<usize, DriverError> {
         let classes = self.model.value_class_distribution(state);
         let class = choose(self.key(Purpose::InputClass, state, visit), &classes, |c| {
             c as u64
@@ -608,8 +626,12 @@ pub fn synthetic_value(class: ValueClass, key: Key) -> String {
         ValueClass::BadEmail => format!("sim.user{n}@example"),
         ValueClass::Number => format!("{}", 1 + n % 9999),
         ValueClass::Phone => format!("+1 555 {:07}", n % 10_000_000),
-        ValueClass::ShortText => ["Alex Morgan", "Sam Lee", "Jo Park", "Kim Diaz"][n as usize % 4].to_string(),
-        ValueClass::LongText => "Please leave the parcel at the side door, thank you very much".to_string(),
+        ValueClass::ShortText => {
+            ["Alex Morgan", "Sam Lee", "Jo Park", "Kim Diaz"][n as usize % 4].to_string()
+        }
+        ValueClass::LongText => {
+            "Please leave the parcel at the side door, thank you very much".to_string()
+        }
         ValueClass::Date => "2026-12-24".to_string(),
         ValueClass::Choice | ValueClass::Toggle | ValueClass::Other => format!("x{}", n % 100),
     }
@@ -630,9 +652,14 @@ mod tests {
             item: 0,
         };
         assert!(synthetic_value(ValueClass::Email, k).contains('@'));
-        assert!(synthetic_value(ValueClass::Number, k).parse::<u64>().is_ok());
+        assert!(synthetic_value(ValueClass::Number, k)
+            .parse::<u64>()
+            .is_ok());
         assert!(synthetic_value(ValueClass::Empty, k).is_empty());
-        assert_eq!(synthetic_value(ValueClass::Email, k), synthetic_value(ValueClass::Email, k));
+        assert_eq!(
+            synthetic_value(ValueClass::Email, k),
+            synthetic_value(ValueClass::Email, k)
+        );
     }
 
     #[test]

@@ -333,7 +333,10 @@ pub fn eventually<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
         if let Some(v) = f() {
             return v;
         }
-        assert!(start.elapsed() < limit, "condition not met within {limit:?}");
+        assert!(
+            start.elapsed() < limit,
+            "condition not met within {limit:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -342,9 +345,8 @@ pub fn eventually<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
 pub async fn walk(chromium: &Chromium, site: std::net::SocketAddr, seed: u64) {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let page = chromium.isolated_page().await;
-    let pause = |rng: &mut rand_chacha::ChaCha8Rng| {
-        Duration::from_millis(rng.random_range(40..160))
-    };
+    let pause =
+        |rng: &mut rand_chacha::ChaCha8Rng| Duration::from_millis(rng.random_range(40..160));
     page.goto(format!("http://{site}/")).await.unwrap();
     wait_path(&page, "/").await;
     tokio::time::sleep(pause(&mut rng)).await;
@@ -382,7 +384,6 @@ pub async fn walk(chromium: &Chromium, site: std::net::SocketAddr, seed: u64) {
     }
     close_tab(page).await;
 }
-
 
 /// Records `people` sessions of the test shop through a running collector, `at_once` tabs at
 /// a time.
