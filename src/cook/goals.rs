@@ -14,7 +14,6 @@
 //! (value bare or quoted). Combinators and pseudo-classes are rejected, because the node table
 //! cook keeps has no layout and no tree order. Without `NAME=`, the goal is named by its spec.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
@@ -314,8 +313,7 @@ fn parse_attr(inner: &str) -> Result<AttrTest, String> {
 /// Follows one session's events and records when each goal is first reached.
 ///
 /// For element goals it keeps a node table `id → (tag, attributes)` per document, fed by the
-/// snapshot, added subtrees and attribute changes, and cleared on every new page view. The
-/// table borrows from the events; attributes are copied only when a change edits them.
+/// snapshot, added subtrees and attribute changes, and cleared on every new page view.
 pub(crate) struct GoalTracker<'g, 'e> {
     goals: &'g [Goal],
     reached: Vec<Option<i64>>,
@@ -323,16 +321,17 @@ pub(crate) struct GoalTracker<'g, 'e> {
     track_nodes: bool,
 }
 
-/// An element in the node table: its tag, and its attributes as of now.
-type NodeEntry<'e> = (&'e str, Cow<'e, BTreeMap<String, String>>);
-
+/// The elements of the current document, borrowed from the events.
+///
 /// Node ids are small integers counted per page view by capture.js, so ids below
 /// [`NodeTable::DENSE_LIMIT`] live in a vector; anything larger (hostile or odd input) goes to
-/// a map.
+/// a map. Attributes are copied only for elements whose attributes change.
 #[derive(Default)]
 struct NodeTable<'e> {
-    dense: Vec<Option<NodeEntry<'e>>>,
-    sparse: HashMap<u64, NodeEntry<'e>>,
+    dense: Vec<Option<&'e event::Node>>,
+    sparse: HashMap<u64, &'e event::Node>,
+    /// Current attributes of elements edited since they were added.
+    edited: HashMap<u64, BTreeMap<String, String>>,
 }
 
 impl<'e> NodeTable<'e> {
@@ -341,17 +340,22 @@ impl<'e> NodeTable<'e> {
     fn clear(&mut self) {
         self.dense.clear();
         self.sparse.clear();
+        self.edited.clear();
     }
 
-    fn insert(&mut self, id: u64, entry: NodeEntry<'e>) {
+    fn insert(&mut self, node: &'e event::Node) {
+        let id = node.id;
         if id < Self::DENSE_LIMIT {
             let i = id as usize;
             if i >= self.dense.len() {
-                self.dense.resize_with(i + 1, || None);
+                self.dense.resize(i + 1, None);
             }
-            self.dense[i] = Some(entry);
+            self.dense[i] = Some(node);
         } else {
-            self.sparse.insert(id, entry);
+            self.sparse.insert(id, node);
+        }
+        if !self.edited.is_empty() {
+            self.edited.remove(&id);
         }
     }
 
@@ -363,13 +367,14 @@ impl<'e> NodeTable<'e> {
         } else {
             self.sparse.remove(&id);
         }
+        self.edited.remove(&id);
     }
 
-    fn get_mut(&mut self, id: u64) -> Option<&mut NodeEntry<'e>> {
+    fn get(&self, id: u64) -> Option<&'e event::Node> {
         if id < Self::DENSE_LIMIT {
-            self.dense.get_mut(id as usize).and_then(Option::as_mut)
+            self.dense.get(id as usize).copied().flatten()
         } else {
-            self.sparse.get_mut(&id)
+            self.sparse.get(&id).copied()
         }
     }
 }
@@ -415,16 +420,22 @@ impl<'g, 'e> GoalTracker<'g, 'e> {
                     self.add_tree(&a.node, m.t);
                 }
                 for ch in &m.attrs {
-                    if let Some((tag, attrs)) = self.nodes.get_mut(ch.id) {
-                        let attrs = attrs.to_mut();
-                        for (k, v) in &ch.a {
-                            match v {
-                                Some(v) => attrs.insert(k.clone(), v.clone()),
-                                None => attrs.remove(k),
-                            };
-                        }
-                        check_element(self.goals, &mut self.reached, tag, attrs, m.t);
+                    let Some(node) = self.nodes.get(ch.id) else {
+                        continue;
+                    };
+                    let attrs = self
+                        .nodes
+                        .edited
+                        .entry(ch.id)
+                        .or_insert_with(|| node.a.clone());
+                    for (k, v) in &ch.a {
+                        match v {
+                            Some(v) => attrs.insert(k.clone(), v.clone()),
+                            None => attrs.remove(k),
+                        };
                     }
+                    let tag = node.tag.as_deref().unwrap_or("");
+                    check_element(self.goals, &mut self.reached, tag, attrs, m.t);
                 }
             }
             _ => {}
@@ -478,7 +489,7 @@ impl<'g, 'e> GoalTracker<'g, 'e> {
             if node.nt == event::node_type::ELEMENT {
                 let tag = node.tag.as_deref().unwrap_or("");
                 check_element(self.goals, &mut self.reached, tag, &node.a, t);
-                self.nodes.insert(node.id, (tag, Cow::Borrowed(&node.a)));
+                self.nodes.insert(node);
             }
             stack.extend(node.c.iter());
             if let Some(sh) = &node.shadow {

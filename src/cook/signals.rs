@@ -1,8 +1,8 @@
 //! Frustration signals: rage, dead and error clicks, JS errors, failed and repeated requests.
 //!
-//! Every detector reads the same flattened, time-ordered event stream of one session
-//! ([`super::Flat`]), and its thresholds are the named constants below, taken from the
-//! defaults synthesised in `reference/capture.md` §2.8 (PostHog, Datadog, Sentry, OpenReplay).
+//! Every detector reads the same stream: one session's events in order, each with its page
+//! view and route. Thresholds are the named constants below, taken from the defaults
+//! synthesised in `reference/capture.md` §2.8 (PostHog, Datadog, Sentry, OpenReplay).
 //! Real and simulated sessions go through this same code, so a signal means the same thing in
 //! both.
 //!

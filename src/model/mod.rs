@@ -2,7 +2,7 @@
 //! users from.
 //!
 //! In: [`CookedSession`](crate::cook::CookedSession)s. Out: a [`Model`], saved as versioned
-//! JSON in `models/` ([`format`]). Everything here is pure: no I/O, no clock, and the only
+//! JSON in `models/` ([`mod@format`]). Everything here is pure: no I/O, no clock, and the only
 //! randomness (Monte-Carlo evaluation) comes from a seeded ChaCha generator.
 //!
 //! # States
@@ -30,7 +30,7 @@
 //!   [`Model::typing`]. After a dead click, use [`Model::retry`]. Draw the viewport from
 //!   [`Model::devices`].
 //!
-//! The sub-models are fitted from the data (see [`fit`]), and the model states what it was
+//! The sub-models are fitted from the data (see [`mod@fit`]), and the model states what it was
 //! fitted on ([`Provenance`]) and how well it predicts held-out sessions ([`eval`]).
 
 mod chain;
@@ -111,7 +111,7 @@ pub struct RouteInfo {
 /// A log-normal distribution: `ln X ~ Normal(mu, sigma²)`, times in milliseconds.
 ///
 /// `n` is the number of observations at this level of the hierarchy; `mu` and `sigma` are the
-/// estimates after shrinkage toward the level above (see [`fit`]).
+/// estimates after shrinkage toward the level above (see [`mod@fit`]).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogNormal {
