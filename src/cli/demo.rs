@@ -258,8 +258,8 @@ fn demo(args: DemoArgs) -> anyhow::Result<i32> {
             t0.elapsed().as_secs_f64()
         );
         println!(
-            "{:<15} {:>24} {:>10} {:>13} {:>6}  {}",
-            "candidate", "predicted Δconv [95%]", "true Δconv", "verdict", "pairs", "as expected"
+            "{:<15} {:>24} {:>10} {:>13} {:>6}  as expected",
+            "candidate", "predicted Δconv [95%]", "true Δconv", "verdict", "pairs"
         );
         let mut all_good = true;
         for r in &rows {
