@@ -110,6 +110,7 @@ async fn launch() -> Chromium {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "issue 3 in progress: not yet timed on a quiet machine; run with --ignored"]
 async fn population_is_recorded_and_feels_the_regression() {
     let t0 = Instant::now();
     let mut collector = Collector::start().await;

@@ -49,6 +49,7 @@ fn results(out: &Path) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "issue 3 in progress: not yet timed on a quiet machine; run with --ignored"]
 async fn simulated_users_gate_builds_and_shards_merge_to_the_same_verdict() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("sessions.db");

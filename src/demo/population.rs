@@ -22,7 +22,15 @@
 //!
 //! Every random draw comes from a ChaCha stream keyed by (seed, user, purpose, step), so
 //! user *i* is the same person on every build: their choices only diverge where the build
-//! makes them (a dead button, a slow payment, a missing link).
+//! makes them (a dead button, a slow payment, a missing link). The page's own
+//! `Math.random` is seeded per (seed, user, document) too (see `page_init_js`), so what
+//! the shop leaves to chance also falls the same way for the same person: with a fixed seed
+//! the population's conversion on each build, and so the true delta, is reproducible up to
+//! page timing.
+//!
+//! Perception is by what a person could see: a fingerprint of the page's visible text and
+//! visible states, the path, and whether the tab is loading a new page. All waiting happens
+//! inside the page (one promise per wait), because each CDP round trip costs browser CPU.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -36,7 +44,7 @@ use serde::Serialize;
 use crate::simulate::driver::{Chromium, DriverError, Tab, TabOptions};
 
 /// How long a person watches for a reaction to a click before deciding it did nothing.
-pub const REACTION_WINDOW: Duration = Duration::from_millis(600);
+pub const REACTION_WINDOW: Duration = Duration::from_millis(500);
 /// Gap between the clicks of a rage burst (real time): uniform in this range, in ms.
 pub const RAGE_GAP_MS: (u64, u64) = (110, 260);
 /// Upper bound on one user's whole visit; past it the user counts as an error.
@@ -161,7 +169,7 @@ struct Profile {
 
 static WINDOW_SHOPPER: Profile = Profile {
     weight: 0.30,
-    views: (2, 4),
+    views: (1, 3),
     p_add: 0.22,
     p_cart: 0.55,
     p_checkout: 0.6,
@@ -205,7 +213,7 @@ static DECISIVE_BUYER: Profile = Profile {
 
 static COMPARER: Profile = Profile {
     weight: 0.25,
-    views: (3, 5),
+    views: (2, 4),
     p_add: 0.35,
     p_cart: 0.85,
     p_checkout: 0.8,
@@ -675,23 +683,37 @@ fn page_init_js(dice: &Dice) -> String {
 
 // ---------- perception ----------
 
-/// What a person sees of the page: its path and a hash of its visible text and of the
-/// states that show (hidden, disabled, invalid, expanded). Empty while a new page is on its
-/// way or loading.
-/// (Never `null`: the driver's `eval` cannot return a top-level null.)
-const LOOK_JS: &str = r#"(function(){
+/// What a person sees of the page, as a JS function expression: its path and a hash of its
+/// visible text and of the states that show (hidden, disabled, invalid, expanded). Empty
+/// while a new page is on its way or loading.
+const FP_FN: &str = r#"function(){
   if (document.readyState === 'loading' || !document.body || window.__demoLeaving) return '';
   var s = document.body.innerText + '|' +
     document.querySelectorAll('[hidden],[disabled],[aria-invalid=true],[aria-expanded=true]').length;
   var h = 0;
   for (var i = 0; i < s.length; i++) h = (Math.imul(h, 31) + s.charCodeAt(i)) | 0;
   return location.pathname + '#' + h;
-})()"#;
+}"#;
 
-/// What the checkout form shows after pressing Pay.
+/// Longest single in-page wait; longer waits take several calls (the driver bounds each).
+const WAIT_CHUNK: Duration = Duration::from_secs(4);
+/// How often an in-page wait re-checks its condition, ms.
+const POLL_MS: u64 = 20;
+
+/// How an in-page wait ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Waited {
+    /// The condition held; its (non-empty) value.
+    Met(String),
+    /// The document went away while waiting (a navigation).
+    Gone,
+    TimedOut,
+}
+
 /// The path of the page once it has loaded; empty while loading.
 const HERE_JS: &str = "document.readyState === 'complete' ? location.pathname : ''";
 
+/// What the checkout form shows after pressing Pay.
 const FORM_JS: &str = r#"(function(){
   function shown(t){ var e = document.querySelector('[data-testid="' + t + '"]');
     return !!e && !e.hidden && e.getClientRects().length > 0; }
@@ -770,7 +792,7 @@ impl Walk<'_> {
     async fn look(&self) -> Step<Option<String>> {
         Ok(self
             .tab
-            .eval::<String>(LOOK_JS)
+            .eval::<String>(&format!("({FP_FN})()"))
             .await?
             .filter(|s| !s.is_empty()))
     }
@@ -784,57 +806,85 @@ impl Walk<'_> {
             .filter(|s| !s.is_empty()))
     }
 
+    /// Waits in the page until the JS expression `cond` (which may call `fp()`, the
+    /// [`FP_FN`] fingerprint) is truthy, for at most `limit`. One CDP call per
+    /// [`WAIT_CHUNK`], however long the wait: polling from outside would cost a round trip
+    /// every few milliseconds.
+    async fn wait_for(&self, cond: &str, limit: Duration) -> Step<Waited> {
+        let start = Instant::now();
+        loop {
+            let chunk = limit.saturating_sub(start.elapsed()).min(WAIT_CHUNK);
+            let js = format!(
+                "new Promise(function (res) {{ var fp = {FP_FN}; var t0 = Date.now();
+                   (function poll() {{ var v = ''; try {{ v = ({cond}) || ''; }} catch (e) {{}}
+                     if (v) return res(String(v));
+                     if (Date.now() - t0 >= {ms}) return res('');
+                     setTimeout(poll, {POLL_MS}); }})(); }})",
+                ms = chunk.as_millis()
+            );
+            match self.tab.eval::<String>(&js).await? {
+                Some(v) if !v.is_empty() => return Ok(Waited::Met(v)),
+                None => return Ok(Waited::Gone),
+                Some(_) if start.elapsed() >= limit => return Ok(Waited::TimedOut),
+                Some(_) => {}
+            }
+        }
+    }
+
     /// Watches for up to `within` for the page to change from `before`.
     async fn watch(&self, before: &Option<String>, within: Duration) -> Step<Option<Press>> {
-        let start = Instant::now();
-        let path_of = |s: &str| s.split('#').next().unwrap_or_default().to_string();
-        loop {
-            let now = self.look().await?;
-            match (&now, before) {
-                (None, _) => return Ok(Some(Press::Navigated)),
-                (Some(n), Some(b)) if path_of(n) != path_of(b) => {
-                    return Ok(Some(Press::Navigated))
-                }
-                (Some(n), Some(b)) if n != b => return Ok(Some(Press::Changed)),
-                (Some(_), None) => return Ok(Some(Press::Changed)),
-                _ => {}
-            }
-            if start.elapsed() >= within {
-                return Ok(None);
-            }
-            tokio::time::sleep(Duration::from_millis(30)).await;
-        }
+        let Some(before) = before else {
+            // The page was still loading: any settled look is a change.
+            return Ok(match self.wait_for("fp()", within).await? {
+                Waited::Met(_) => Some(Press::Changed),
+                Waited::Gone => Some(Press::Navigated),
+                Waited::TimedOut => None,
+            });
+        };
+        let b = serde_json::to_string(before).unwrap_or_default();
+        let cond = format!(
+            "(function () {{ var f = fp(), b = {b};
+               if (!f || f.split('#')[0] !== b.split('#')[0]) return 'nav';
+               return f !== b ? 'chg' : ''; }})()"
+        );
+        Ok(match self.wait_for(&cond, within).await? {
+            Waited::Met(v) if v == "chg" => Some(Press::Changed),
+            Waited::Met(_) | Waited::Gone => Some(Press::Navigated),
+            Waited::TimedOut => None,
+        })
     }
 
     /// Waits until the page at `path` has loaded, for at most `limit`.
     async fn arrive(&self, path: &str, limit: Duration) -> Step<bool> {
         let start = Instant::now();
+        let p = serde_json::to_string(path).unwrap_or_default();
+        let cond = format!(
+            "document.readyState === 'complete' && location.pathname === {p} && !window.__demoLeaving"
+        );
         loop {
-            if self.here().await?.as_deref() == Some(path) {
-                return Ok(true);
+            let left = limit.saturating_sub(start.elapsed());
+            match self.wait_for(&cond, left).await? {
+                Waited::Met(_) => return Ok(true),
+                Waited::TimedOut => return Ok(false),
+                // The old page went away under the wait; look again at the new one.
+                Waited::Gone if start.elapsed() < limit => {
+                    tokio::time::sleep(Duration::from_millis(POLL_MS)).await
+                }
+                Waited::Gone => return Ok(false),
             }
-            if start.elapsed() >= limit {
-                return Ok(false);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     /// Waits until the page is no longer the loaded page at `path` (a navigation away has
     /// started), for at most `limit`.
     async fn depart(&self, path: &str, limit: Duration) -> Step<bool> {
-        let start = Instant::now();
-        loop {
-            match self.look().await? {
-                None => return Ok(true),
-                Some(l) if l.split('#').next() != Some(path) => return Ok(true),
-                Some(_) => {}
-            }
-            if start.elapsed() >= limit {
-                return Ok(false);
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        let p = serde_json::to_string(path).unwrap_or_default();
+        let cond =
+            format!("(function () {{ var f = fp(); return !f || f.split('#')[0] !== {p}; }})()");
+        Ok(!matches!(
+            self.wait_for(&cond, limit).await?,
+            Waited::TimedOut
+        ))
     }
 
     fn nav_limit(&self) -> Duration {
@@ -1067,18 +1117,12 @@ impl Walk<'_> {
 
     /// Waits for the "added" note after Add to cart.
     async fn wait_added(&self) -> Step<bool> {
-        let start = Instant::now();
-        let js = r#"(function(){ var e = document.querySelector('[data-testid="added"]');
+        let cond = r#"(function () { var e = document.querySelector('[data-testid="added"]');
             return !!e && !e.hidden; })()"#;
-        loop {
-            if self.tab.eval::<bool>(js).await? == Some(true) {
-                return Ok(true);
-            }
-            if start.elapsed() >= self.nav_limit() {
-                return Ok(false);
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        Ok(matches!(
+            self.wait_for(cond, self.nav_limit()).await?,
+            Waited::Met(_)
+        ))
     }
 
     /// Opens the cart from the header; looks in a menu if the link is not visible.
