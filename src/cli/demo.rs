@@ -16,16 +16,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
 
-use super::gate::{decide, look, now_utc, publish_quiet, results, runtime, LoadedModel, RunMeta};
+use super::gate::{
+    decide, now_utc, publish_quiet, results, run_sequential, runtime, LoadedModel, RunMeta,
+};
 use super::{DemoArgs, DemoCommand};
-use crate::compare::{Metric, SequentialDecision};
+use crate::compare::Metric;
 use crate::cook::{cook_session, parse_goal};
 use crate::demo::{run_population, serve_all, Build, PopulationConfig, PopulationReport};
 use crate::exit_code::{GATE_FAILED, SUCCESS};
 use crate::model::{fit_and_evaluate, FitOptions};
 use crate::scenario::RawScenario;
 use crate::simulate::driver::{Chromium, DriverConfig};
-use crate::simulate::runner::{PairOutcome, Runner, RunnerConfig};
+use crate::simulate::runner::{Runner, RunnerConfig};
 use crate::simulate::user::UserConfig;
 use crate::store::{SessionStore, SqliteStore};
 
@@ -201,23 +203,9 @@ fn demo(args: DemoArgs) -> anyhow::Result<i32> {
             );
             let started = now_utc();
             let started_at = Instant::now();
-            let plan = sc.sequential_plan();
-            let mut pairs: Vec<PairOutcome> = Vec::new();
-            let mut next = plan.min_pairs.min(plan.max_pairs);
             eprintln!("gating {}…", build.name());
-            loop {
-                let block: Vec<u64> = (pairs.len() as u64..next as u64).collect();
-                let mut done = runner
-                    .run_pairs(&block, &url_of(Build::Baseline), &url, &|_, _, _| {})
-                    .await?;
-                pairs.append(&mut done);
-                if pairs.len() >= plan.max_pairs
-                    || matches!(look(&sc, &pairs)?.decision, SequentialDecision::Stop(_))
-                {
-                    break;
-                }
-                next = (pairs.len() + plan.check_every.max(1)).min(plan.max_pairs);
-            }
+            let pairs =
+                run_sequential(&runner, &sc, &url_of(Build::Baseline), &url, &|_, _, _| {}).await?;
             let decision = decide(&sc, &pairs)?;
             let chromium_version = runner.browser_version().to_string();
             if let Ok(r) = Arc::try_unwrap(runner) {

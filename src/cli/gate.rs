@@ -206,6 +206,34 @@ fn session_refs(pairs: &[PairOutcome], keep: usize) -> Vec<SessionRef> {
     refs.into_iter().take(keep).map(|(_, r)| r).collect()
 }
 
+/// Runs pairs in blocks, from `pairs.min` every `pairs.check_every`, looking after each
+/// block, until the sequential test stops or `pairs.max` is reached. Users run in index
+/// order, so [`decide`] over the result reproduces the stop.
+pub(crate) async fn run_sequential(
+    runner: &Arc<Runner>,
+    sc: &Scenario,
+    baseline: &str,
+    candidate: &str,
+    on_done: &(dyn Fn(&PairOutcome, &Recorded, &Recorded) + Sync),
+) -> anyhow::Result<Vec<PairOutcome>> {
+    let plan = sc.sequential_plan();
+    let max = plan.max_pairs;
+    let mut pairs: Vec<PairOutcome> = Vec::new();
+    let mut next = plan.min_pairs.min(max);
+    loop {
+        let block: Vec<u64> = (pairs.len() as u64..next as u64).collect();
+        let mut done = runner
+            .run_pairs(&block, baseline, candidate, on_done)
+            .await
+            .map_err(infra)?;
+        pairs.append(&mut done);
+        if pairs.len() >= max || matches!(look(sc, &pairs)?.decision, SequentialDecision::Stop(_)) {
+            return Ok(pairs);
+        }
+        next = (pairs.len() + plan.check_every.max(1)).min(max);
+    }
+}
+
 /// Everything a report needs besides the decision.
 pub(crate) struct RunMeta {
     pub scenario: Scenario,
@@ -395,10 +423,9 @@ pub(super) fn gate(args: GateArgs) -> anyhow::Result<i32> {
                 bar.inc(1);
             }
         };
-        let mut pairs: Vec<PairOutcome> = Vec::new();
         if let Some((i, n)) = shard {
             // A shard runs all its users; the merge decides.
-            pairs = runner
+            let pairs = runner
                 .run_pairs(&users, &baseline, &candidate, &on_done)
                 .await
                 .map_err(infra)?;
@@ -437,24 +464,7 @@ pub(super) fn gate(args: GateArgs) -> anyhow::Result<i32> {
             return Ok(SUCCESS);
         }
         // Unsharded: run in blocks and stop as soon as the sequential test decides.
-        let plan = sc.sequential_plan();
-        let mut next = plan.min_pairs.min(max);
-        loop {
-            let block: Vec<u64> = (pairs.len() as u64..next as u64).collect();
-            let mut done = runner
-                .run_pairs(&block, &baseline, &candidate, &on_done)
-                .await
-                .map_err(infra)?;
-            pairs.append(&mut done);
-            if pairs.len() >= max {
-                break;
-            }
-            let status = look(&sc, &pairs)?;
-            if matches!(status.decision, SequentialDecision::Stop(_)) {
-                break;
-            }
-            next = (pairs.len() + plan.check_every.max(1)).min(max);
-        }
+        let pairs = run_sequential(&runner, &sc, &baseline, &candidate, &on_done).await?;
         if let Some(bar) = &bar {
             bar.finish_and_clear();
         }
