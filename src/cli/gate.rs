@@ -15,7 +15,7 @@ use super::{GateArgs, MergeArgs, SimulateArgs};
 use crate::compare::Pair;
 use crate::compare::{
     evaluate, overall, sequential_decision, summarize_build, GateOutcome, PairedData,
-    SequentialDecision, SequentialStatus, SessionOutcome,
+    SequentialDecision, SequentialStatus, SessionOutcome, StopReason,
 };
 use crate::exit_code::{bad_input, GATE_FAILED, SUCCESS};
 use crate::model::Model;
@@ -157,10 +157,24 @@ pub(crate) fn decide(sc: &Scenario, pairs: &[PairOutcome]) -> anyhow::Result<Dec
         n += plan.check_every.max(1);
     }
     let data = paired(&pairs[..used]);
-    let checks = evaluate(&sc.checks, &data, &sc.gate_config())
+    let mut checks = evaluate(&sc.checks, &data, &sc.gate_config())
         .map_err(|e| bad_input(format!("cannot evaluate the checks on {used} pairs: {e}")))?;
+    // Stopped early by the confidence sequence: its verdicts are the gate's (the fixed-sample
+    // intervals stay in the report). At `max` pairs, the fixed-sample test decides.
     let outcome = match &status {
-        Some(s) if matches!(s.decision, SequentialDecision::Stop(_)) && s.pairs == used => {
+        Some(s)
+            if s.pairs == used
+                && matches!(
+                    s.decision,
+                    SequentialDecision::Stop(StopReason::Decided | StopReason::ErrorCheckFailed)
+                ) =>
+        {
+            for c in &mut checks {
+                if let Some(seq) = s.checks.iter().find(|q| q.metric == c.metric) {
+                    c.verdict = seq.verdict;
+                    c.explanation = format!("{} (sequential: {})", c.explanation, seq.explanation);
+                }
+            }
             GateOutcome::from_verdicts(
                 s.checks.iter().map(|c| (c.level, c.verdict)),
                 sc.fail_on_inconclusive,
