@@ -122,7 +122,7 @@ async fn population_is_recorded_and_feels_the_regression() {
         .unwrap();
     let chromium = launch().await;
     let cfg = PopulationConfig {
-        users: 30,
+        users: 24,
         concurrency: 4,
         seed: 42,
         time_scale: 0.05,
@@ -136,7 +136,7 @@ async fn population_is_recorded_and_feels_the_regression() {
     print_report("flaky-checkout", &flk);
     // The same people again on the baseline: the same decisions.
     let again_cfg = PopulationConfig {
-        users: 12,
+        users: 8,
         ..cfg.clone()
     };
     let again = run_population(&chromium, &baseline.url(), &again_cfg)
@@ -389,44 +389,53 @@ async fn slow_payment_is_slow_and_pages_skip_capture_without_a_collector() {
     );
 }
 
-/// Sizing numbers for the demo: 100 seeded users on every build at concurrency 4 and 8.
+/// Sizing numbers for the demo: seeded users on the baseline at concurrency 4 and 8, then
+/// on every candidate at concurrency 8. Env: `DEMO_USERS` (100), `DEMO_BASELINE_CONC`
+/// ("4,8"), `DEMO_BUILDS` (every candidate), `DEMO_CONC` (8).
 /// `cargo test --test demo_shop -- --ignored --nocapture measure`
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn measure_population() {
-    let users: u32 = std::env::var("DEMO_USERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100);
+    let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+    let users: u32 = env("DEMO_USERS", "100").parse().unwrap();
+    let conc: usize = env("DEMO_CONC", "8").parse().unwrap();
+    let base_conc: Vec<usize> = env("DEMO_BASELINE_CONC", "4,8")
+        .split(',')
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
+    let builds: Vec<Build> = match std::env::var("DEMO_BUILDS") {
+        Ok(list) => list.split(',').map(|b| b.trim().parse().unwrap()).collect(),
+        Err(_) => Build::CANDIDATES.to_vec(),
+    };
     let mut collector = Collector::start().await;
     let chromium = launch().await;
     let baseline = serve_build(Build::Baseline, Some(collector.url.clone()))
         .await
         .unwrap();
-    for conc in [4, 8] {
+    for c in base_conc {
         let cfg = PopulationConfig {
             users,
-            concurrency: conc,
+            concurrency: c,
             seed: 7,
             time_scale: 0.05,
         };
         let r = run_population(&chromium, &baseline.url(), &cfg)
             .await
             .unwrap();
-        print_report(&format!("baseline c={conc}"), &r);
+        print_report(&format!("baseline c={c}"), &r);
     }
-    for build in Build::CANDIDATES {
+    for build in builds {
         let shop = serve_build(build, Some(collector.url.clone()))
             .await
             .unwrap();
         let cfg = PopulationConfig {
             users,
-            concurrency: 8,
+            concurrency: conc,
             seed: 7,
             time_scale: 0.05,
         };
         let r = run_population(&chromium, &shop.url(), &cfg).await.unwrap();
-        print_report(&format!("{build} c=8"), &r);
+        print_report(&format!("{build} c={conc}"), &r);
     }
     chromium.close().await;
     let db = collector.stop().await.to_path_buf();

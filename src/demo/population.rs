@@ -51,7 +51,9 @@ pub const RAGE_GAP_MS: (u64, u64) = (110, 260);
 pub const USER_TIMEOUT: Duration = Duration::from_secs(90);
 /// Pause between closing a tab and disposing its browser context, so the final beacon
 /// leaves the browser.
-pub const FLUSH_GRACE: Duration = Duration::from_millis(300);
+pub const FLUSH_GRACE: Duration = Duration::from_millis(200);
+/// Longest wait for the recorder's uploads before closing a tab.
+pub const FINISH_MAX: Duration = Duration::from_millis(2000);
 
 /// How many people, how many at once, and how fast.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -499,12 +501,30 @@ async fn run_user(
         Ok(Ok(Exit::GaveUp(g))) => outcome.gave_up = Some(g),
     }
     // Leave as a person does: close the tab (pagehide flushes the recorder), then let the
-    // beacon go before the context is torn down.
+    // beacon go before the context is torn down. Before that, let the recorder upload what
+    // it holds, so a busy machine does not lose the last page of a visit.
+    finish_recording(&tab).await;
     let _ = tab.close_page().await;
     tokio::time::sleep(FLUSH_GRACE).await;
     chromium.dispose(tab).await;
     outcome.elapsed_ms = started.elapsed().as_millis() as u64;
     outcome
+}
+
+/// Asks the page's recorder to upload what it holds and waits (at most
+/// [`FINISH_MAX`]) until no fetch has been in flight for a few polls.
+async fn finish_recording(tab: &Tab) {
+    let js = format!(
+        "new Promise(function (res) {{
+           try {{ if (typeof window.understudy === 'function') window.understudy('flush'); }} catch (e) {{}}
+           var t0 = Date.now(), quiet = 0;
+           (function poll() {{
+             quiet = window.__demoInflight > 0 ? 0 : quiet + 1;
+             if (quiet >= 4 || Date.now() - t0 >= {max}) return res(true);
+             setTimeout(poll, 25); }})(); }})",
+        max = FINISH_MAX.as_millis()
+    );
+    let _ = tab.eval::<bool>(&js).await;
 }
 
 // ---------- randomness ----------
@@ -662,6 +682,8 @@ impl Traits {
 /// * It raises `__demoLeaving` when a navigation away starts (`beforeunload`), which is
 ///   what a person sees as the tab's loading indicator, so a link whose next page is slow
 ///   to arrive is not mistaken for a dead click.
+/// * It counts fetches in flight (`__demoInflight`), so the tab is closed only once the
+///   recorder's uploads have left (see [`finish_recording`]).
 fn page_init_js(dice: &Dice) -> String {
     let key = splitmix(dice.seed ^ splitmix(dice.user ^ 0x7061_6765)) >> 11; // "page"
     format!(
@@ -674,6 +696,13 @@ fn page_init_js(dice: &Dice) -> String {
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }};
+  var f = window.fetch;
+  if (f) window.fetch = function () {{
+    window.__demoInflight = (window.__demoInflight || 0) + 1;
+    var r = f.apply(this, arguments), d = function () {{ window.__demoInflight--; }};
+    r.then(d, d);
+    return r;
   }};
   addEventListener('beforeunload', function () {{ window.__demoLeaving = 1; }});
   addEventListener('pageshow', function () {{ window.__demoLeaving = 0; }});
@@ -696,7 +725,7 @@ const FP_FN: &str = r#"function(){
 }"#;
 
 /// Longest single in-page wait; longer waits take several calls (the driver bounds each).
-const WAIT_CHUNK: Duration = Duration::from_secs(4);
+const WAIT_CHUNK: Duration = Duration::from_secs(2);
 /// How often an in-page wait re-checks its condition, ms.
 const POLL_MS: u64 = 20;
 
@@ -811,14 +840,23 @@ impl Walk<'_> {
     /// [`WAIT_CHUNK`], however long the wait: polling from outside would cost a round trip
     /// every few milliseconds.
     async fn wait_for(&self, cond: &str, limit: Duration) -> Step<Waited> {
+        self.wait_for_then(cond, limit, "").await
+    }
+
+    /// Like [`Walk::wait_for`], and if the wait runs out, runs `on_timeout` in the page in
+    /// the same task that saw the condition fail, so nothing the page does can slip in
+    /// between.
+    async fn wait_for_then(&self, cond: &str, limit: Duration, on_timeout: &str) -> Step<Waited> {
         let start = Instant::now();
         loop {
-            let chunk = limit.saturating_sub(start.elapsed()).min(WAIT_CHUNK);
+            let left = limit.saturating_sub(start.elapsed());
+            let chunk = left.min(WAIT_CHUNK);
+            let last = if chunk == left { on_timeout } else { "" };
             let js = format!(
                 "new Promise(function (res) {{ var fp = {FP_FN}; var t0 = Date.now();
                    (function poll() {{ var v = ''; try {{ v = ({cond}) || ''; }} catch (e) {{}}
                      if (v) return res(String(v));
-                     if (Date.now() - t0 >= {ms}) return res('');
+                     if (Date.now() - t0 >= {ms}) {{ try {{ {last}; }} catch (e) {{}} return res(''); }}
                      setTimeout(poll, {POLL_MS}); }})(); }})",
                 ms = chunk.as_millis()
             );
@@ -876,15 +914,15 @@ impl Walk<'_> {
     }
 
     /// Waits until the page is no longer the loaded page at `path` (a navigation away has
-    /// started), for at most `limit`.
-    async fn depart(&self, path: &str, limit: Duration) -> Step<bool> {
+    /// started), for at most `limit`. If it has not by then, the person leaves, and the
+    /// page is stopped in that same instant, so a late answer cannot still carry the
+    /// closing tab on to the next page behind their back.
+    async fn depart_or_stop(&self, path: &str, limit: Duration) -> Step<bool> {
         let p = serde_json::to_string(path).unwrap_or_default();
         let cond =
             format!("(function () {{ var f = fp(); return !f || f.split('#')[0] !== {p}; }})()");
-        Ok(!matches!(
-            self.wait_for(&cond, limit).await?,
-            Waited::TimedOut
-        ))
+        let waited = self.wait_for_then(&cond, limit, "window.stop()").await?;
+        Ok(!matches!(waited, Waited::TimedOut))
     }
 
     fn nav_limit(&self) -> Duration {
@@ -1371,16 +1409,13 @@ impl Walk<'_> {
             // Paying: wait, as long as patience lasts, for the payment to go through (the
             // page moves on); then for the confirmation page to load.
             let left = self.traits.patience.saturating_sub(clicked.elapsed());
-            if self.depart("/checkout", left).await?
+            if self.depart_or_stop("/checkout", left).await?
                 && self.arrive("/confirm", self.nav_limit()).await?
             {
                 self.note("confirm");
                 self.think("think:confirm", 0, self.prof.glance_ms).await;
                 return Ok(Exit::Converted);
             }
-            // Leaving means leaving: stop the page so a late answer cannot still
-            // complete the order behind the person's back.
-            self.tab.eval::<bool>("(window.stop(), true)").await?;
             self.note("leave:slow_payment");
             return Ok(Exit::GaveUp(GaveUp::TooSlow {
                 target: "pay".into(),
