@@ -389,6 +389,8 @@ pub enum ValueClass {
     BadEmail,
     Number,
     Phone,
+    /// 12 to 19 digits (spaces and dashes allowed) that pass the Luhn check.
+    Card,
     /// One to three words.
     ShortText,
     LongText,

@@ -315,6 +315,16 @@
 
   /* ---------- inputs ---------- */
   function isField(e) { return e && (FIELD.test(e.localName) || e.isContentEditable) && !near(e, EXS); }
+  /* Luhn check: a card-shaped value is classed "card" (the class only; never the digits). */
+  function luhn(w) {
+    var s = 0, i, n, digits = w.replace(/\D/g, "");
+    for (i = 0; i < digits.length; i++) {
+      n = +digits[digits.length - 1 - i];
+      if (i % 2) { n *= 2; if (n > 9) n -= 9; }
+      s += n;
+    }
+    return s % 10 === 0;
+  }
   function cls(e, v) {
     var y = e.type || "", w = v.trim(), d = (w.match(/\d/g) || []).length;
     if (y === "checkbox") return "toggle";
@@ -324,6 +334,7 @@
     if (e.localName === "input" && !TXT.test(y) && y !== "number") return "other";
     if (/@/.test(w)) return /^[^\s@]+@[^\s@]+\.[^\s@.]{2,}$/.test(w) ? "email" : "bad_email";
     if (/^[-+]?\d*[.,]?\d+$/.test(w) && (y === "number" || d < 7)) return "number";
+    if (d >= 12 && d <= 19 && /^[\d -]+$/.test(w) && luhn(w)) return "card";
     if (d >= 7 && /^[\d\s+().-]+$/.test(w)) return "phone";
     return w.split(/\s+/).length <= 3 && w.length <= 40 ? "short_text" : "long_text";
   }

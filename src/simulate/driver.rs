@@ -12,7 +12,7 @@
 //!
 //! Policy lives elsewhere: this module knows *how* to click, not *what* to click.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,31 @@ use crate::event::Batch;
 
 /// Debian's Chromium.
 pub const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
+/// Debian's `chromium-headless-shell`: the same engine without the browser's window UI.
+/// A browser context in full Chromium opens a window with its own WebUI renderers
+/// (omnibox popups) that keep a core busy even when idle; the shell has none, and a fresh
+/// context with a page costs about a fifth of the CPU. Preferred when installed.
+pub const HEADLESS_SHELL: &str = "/usr/bin/chromium-headless-shell";
+
+/// The Chromium to launch: `UNDERSTUDY_CHROMIUM` if set, else the headless shell if
+/// installed, else Debian's Chromium.
+pub fn default_executable() -> PathBuf {
+    if let Some(p) = std::env::var_os("UNDERSTUDY_CHROMIUM").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    if Path::new(HEADLESS_SHELL).exists() {
+        return PathBuf::from(HEADLESS_SHELL);
+    }
+    PathBuf::from(DEFAULT_CHROMIUM)
+}
+
+/// Whether `executable` is the headless shell, which only knows the old headless mode
+/// (full Chromium runs the new one).
+fn is_headless_shell(executable: &Path) -> bool {
+    executable
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().contains("headless-shell"))
+}
 
 /// Name of the CDP binding capture.js hands its batches to in simulation.
 pub const BINDING: &str = "__understudyEmit";
@@ -62,19 +87,25 @@ pub const CHROMIUM_FLAGS: &[&str] = &[
 /// mutation. Installed on every new document of a tab, before the page's own scripts.
 const PROBE_JS: &str = r#"(function(){
 if (window.__usProbe) return;
-var p = window.__usProbe = {inflight: 0, started: 0, lastMut: performance.now(), errors: 0};
+var p = window.__usProbe = {inflight: 0, started: 0, lastMut: performance.now(), errors: 0, failed: 0};
 new MutationObserver(function(){ p.lastMut = performance.now(); })
   .observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
 var f = window.fetch;
 if (f) window.fetch = function(){ p.inflight++; p.started++; var r = f.apply(this, arguments);
-  r.then(done, done); return r; };
+  r.then(function(res){ if (res && res.status >= 400) p.failed++; done(); },
+         function(){ p.failed++; done(); }); return r; };
 function done(){ p.inflight = Math.max(0, p.inflight - 1); p.lastMut = performance.now(); }
 var send = XMLHttpRequest.prototype.send;
-XMLHttpRequest.prototype.send = function(){ p.inflight++; p.started++;
-  this.addEventListener('loadend', done); return send.apply(this, arguments); };
+XMLHttpRequest.prototype.send = function(){ p.inflight++; p.started++; var x = this;
+  x.addEventListener('loadend', function(){ if (!x.status || x.status >= 400) p.failed++; done(); });
+  return send.apply(this, arguments); };
 addEventListener('error', function(){ p.errors++; });
 addEventListener('unhandledrejection', function(){ p.errors++; });
 })();"#;
+
+/// Longest single in-page wait of [`Tab::settle`] and [`Tab::reaction_since`]; longer waits
+/// take several evaluations, so none comes near the CDP call timeout.
+pub const SETTLE_CHUNK: Duration = Duration::from_secs(2);
 
 /// What can go wrong talking to the browser. All of these are infrastructure failures.
 #[derive(Debug, thiserror::Error)]
@@ -104,15 +135,21 @@ pub struct DriverConfig {
     pub call_timeout: Duration,
     /// Upper bound for a navigation.
     pub nav_timeout: Duration,
+    /// Extra Chromium flags after [`CHROMIUM_FLAGS`]; by default from the whitespace-separated
+    /// `UNDERSTUDY_CHROMIUM_ARGS` environment variable.
+    pub extra_args: Vec<String>,
 }
 
 impl Default for DriverConfig {
     fn default() -> Self {
         DriverConfig {
-            executable: PathBuf::from(DEFAULT_CHROMIUM),
+            executable: default_executable(),
             remote: None,
             call_timeout: Duration::from_secs(10),
             nav_timeout: Duration::from_secs(20),
+            extra_args: std::env::var("UNDERSTUDY_CHROMIUM_ARGS")
+                .map(|v| v.split_whitespace().map(str::to_string).collect())
+                .unwrap_or_default(),
         }
     }
 }
@@ -155,9 +192,11 @@ impl Chromium {
                 .prefix("understudy-chromium-")
                 .tempdir()
                 .map_err(|e| DriverError::Launch(e.to_string()))?;
-            let cfg = BrowserConfig::builder()
-                .chrome_executable(&config.executable)
-                .new_headless_mode()
+            let mut cfg = BrowserConfig::builder().chrome_executable(&config.executable);
+            if !is_headless_shell(&config.executable) {
+                cfg = cfg.new_headless_mode();
+            }
+            let cfg = cfg
                 .no_sandbox()
                 .user_data_dir(profile.path())
                 .viewport(None)
@@ -165,6 +204,7 @@ impl Chromium {
                 .request_timeout(config.call_timeout)
                 .launch_timeout(Duration::from_secs(30))
                 .args(CHROMIUM_FLAGS.iter().copied())
+                .args(config.extra_args.iter().map(String::as_str))
                 .build()
                 .map_err(DriverError::Launch)?;
             let (b, h) = Browser::launch(cfg)
@@ -638,21 +678,38 @@ impl Tab {
 
     /// Waits until the page is quiet: loaded, no request in flight, and no DOM mutation for
     /// `quiet`; or until `max` has passed. A navigation in progress counts as not quiet.
+    ///
+    /// The page watches itself (one evaluation awaiting an in-page promise, at most
+    /// [`SETTLE_CHUNK`] each), so a wait costs a round trip or two rather than one every few
+    /// milliseconds. Frame loading state comes from CDP events, read without a round trip.
     pub async fn settle(&self, quiet: Duration, max: Duration) -> Result<Settled, DriverError> {
         let start = Instant::now();
-        let quiet_ms = quiet.as_secs_f64() * 1000.0;
-        let js = format!(
-            "(() => {{ const p = window.__usProbe; if (!p || document.readyState !== 'complete') return false;
-               return p.inflight === 0 && performance.now() - p.lastMut >= {quiet_ms}; }})()"
-        );
+        let quiet_ms = quiet.as_millis();
         loop {
+            let left = max.saturating_sub(start.elapsed());
             let nav = *self.nav.lock().unwrap();
             let frames_quiet = nav.loading == 0 && nav.last.elapsed() >= quiet;
-            if frames_quiet && self.eval::<bool>(&js).await? == Some(true) {
-                return Ok(Settled {
-                    waited_ms: start.elapsed().as_secs_f64() * 1000.0,
-                    timed_out: false,
-                });
+            if frames_quiet {
+                let asked = Instant::now();
+                let chunk = left.min(SETTLE_CHUNK).as_millis();
+                let js = format!(
+                    "new Promise(function (res) {{ var t0 = performance.now();
+                       (function poll() {{ var p = window.__usProbe;
+                         if (p && document.readyState === 'complete' && p.inflight === 0
+                             && performance.now() - p.lastMut >= {quiet_ms}) return res(true);
+                         if (performance.now() - t0 >= {chunk}) return res(false);
+                         setTimeout(poll, 15); }})(); }})"
+                );
+                // `None`: the document went away mid-wait (a navigation); look again.
+                if self.eval::<bool>(&js).await? == Some(true) && !self.navigated_since(asked) {
+                    return Ok(Settled {
+                        waited_ms: start.elapsed().as_secs_f64() * 1000.0,
+                        timed_out: false,
+                    });
+                }
+            } else {
+                // Loading: wait on the events, which cost nothing to read.
+                tokio::time::sleep(Duration::from_millis(15).min(left)).await;
             }
             if start.elapsed() >= max {
                 return Ok(Settled {
@@ -660,7 +717,36 @@ impl Tab {
                     timed_out: true,
                 });
             }
-            tokio::time::sleep(Duration::from_millis(15)).await;
+        }
+    }
+
+    /// Waits up to `max` for the page to react after the probe's mark (set by the caller in
+    /// the page as `__usProbe.mark` / `markStarted`): a DOM mutation, a request, or a
+    /// navigation. Watched in the page, like [`Tab::settle`].
+    pub async fn reaction_since(&self, since: Instant, max: Duration) -> Result<bool, DriverError> {
+        let start = Instant::now();
+        loop {
+            if self.navigated_since(since) {
+                return Ok(true);
+            }
+            let left = max.saturating_sub(start.elapsed());
+            let js = format!(
+                "new Promise(function (res) {{ var t0 = performance.now();
+                   (function poll() {{ var p = window.__usProbe;
+                     if (!p || p.mark === undefined || p.lastMut > p.mark || p.started > p.markStarted)
+                       return res(true);
+                     if (performance.now() - t0 >= {chunk}) return res(false);
+                     setTimeout(poll, 15); }})(); }})",
+                chunk = left.min(SETTLE_CHUNK).as_millis()
+            );
+            // `None`: the document is being replaced, which is a reaction.
+            match self.eval::<bool>(&js).await? {
+                Some(false) => {}
+                _ => return Ok(true),
+            }
+            if start.elapsed() >= max {
+                return Ok(self.navigated_since(since));
+            }
         }
     }
 

@@ -72,6 +72,8 @@ pub enum Exit {
     DeadClick,
     /// The page took longer than its patience.
     Impatient,
+    /// Its action brought a JS error or a failed request, and it gave up.
+    Failed,
     /// It reached `max_steps`.
     MaxSteps,
     /// The page never loaded.
@@ -312,7 +314,9 @@ impl Walk<'_> {
         .await?;
         let mut visits: HashMap<StateId, u64> = HashMap::new();
         for step in 0..self.config.max_steps {
+            let t_step = Instant::now();
             let cooked = self.flush_and_cook(tab).await;
+            let ms_cook = t_step.elapsed().as_secs_f64() * 1000.0;
             let history = self.history(&cooked);
             let current = *history.last().unwrap_or(&START);
             let visit = {
@@ -357,7 +361,10 @@ impl Walk<'_> {
             let target = descs[pos];
 
             // Think before acting.
+            let t_think = Instant::now();
             self.think(choice, visit).await;
+            let ms_think = t_think.elapsed().as_secs_f64() * 1000.0;
+            let t_act = Instant::now();
 
             match kind {
                 ActionKind::Scroll => {
@@ -388,6 +395,16 @@ impl Walk<'_> {
                 // Observed, never chosen (the candidate list excludes them).
                 ActionKind::Navigate | ActionKind::Submit => {}
             }
+            tracing::debug!(
+                user = self.user,
+                step,
+                ms_cook,
+                ms_think,
+                ms_act = t_act.elapsed().as_secs_f64() * 1000.0,
+                kind = ?kind,
+                target,
+                "step timing"
+            );
         }
         Ok((Exit::MaxSteps, self.config.max_steps, acts))
     }
@@ -473,25 +490,43 @@ impl Walk<'_> {
         let at = Instant::now();
         tab.eval::<bool>(
             "(() => { const p = window.__usProbe; if (p) { p.mark = performance.now(); \
-             p.markStarted = p.started; } return true; })()",
+             p.markStarted = p.started; p.markTrouble = p.errors + p.failed; } return true; })()",
         )
         .await
         .map(|_| at)
     }
 
-    /// Whether anything happened since [`Walk::mark`]: a mutation, a request, a navigation.
-    async fn reacted(&self, tab: &Tab, since: Instant) -> Result<bool, DriverError> {
-        if tab.navigated_since(since) {
-            return Ok(true);
-        }
-        let r = tab
-            .eval::<bool>(
-                "(() => { const p = window.__usProbe; if (!p || p.mark === undefined) return true; \
-                 return p.lastMut > p.mark || p.started > p.markStarted; })()",
+    /// How many JS errors and failed requests the page has had since [`Walk::mark`]; 0 when
+    /// the document was replaced (a new page starts with a clean slate).
+    async fn trouble_since_mark(&self, tab: &Tab) -> Result<u64, DriverError> {
+        let n = tab
+            .eval::<u64>(
+                "(() => { const p = window.__usProbe; if (!p || p.markTrouble === undefined) return 0; \
+                 return Math.max(0, p.errors + p.failed - p.markTrouble); })()",
             )
             .await?;
-        // `None`: the document is being replaced, which is a reaction.
-        Ok(r.unwrap_or(true))
+        Ok(n.unwrap_or(0))
+    }
+
+    /// After a reaction: if it brought JS errors or failed requests, the user may give up,
+    /// as recorded users left after a dead click (the model's `retry.p_leave`, 0.5 when the
+    /// recordings had no such moment). Each troubled click is its own draw, so a user who
+    /// keeps failing leaves soon.
+    async fn after_reaction(
+        &self,
+        tab: &Tab,
+        state: StateId,
+        visit: u64,
+    ) -> Result<Option<Exit>, DriverError> {
+        if !self.settle_within_patience(tab, state, visit).await? {
+            return Ok(Some(Exit::Impatient));
+        }
+        if self.trouble_since_mark(tab).await? == 0 {
+            return Ok(None);
+        }
+        let p_leave = self.model.retry.p_leave.unwrap_or(0.5);
+        let draw = self.key(Purpose::Leave, state, visit).item(7).uniform();
+        Ok((draw < p_leave).then_some(Exit::Failed))
     }
 
     /// Clicks, waits for a reaction, and retries like recorded users after a dead click.
@@ -511,8 +546,7 @@ impl Walk<'_> {
             return Ok((None, clicks));
         }
         if self.wait_reaction(tab, since).await? {
-            let ok = self.settle_within_patience(tab, state, visit).await?;
-            return Ok((if ok { None } else { Some(Exit::Impatient) }, clicks));
+            return Ok((self.after_reaction(tab, state, visit).await?, clicks));
         }
         // Dead: retry as recorded users did.
         let retry = &self.model.retry;
@@ -541,8 +575,7 @@ impl Walk<'_> {
                 tab.click_at(at.x, at.y).await?;
                 clicks += 1;
                 if self.wait_reaction(tab, since).await? {
-                    let ok = self.settle_within_patience(tab, state, visit).await?;
-                    return Ok((if ok { None } else { Some(Exit::Impatient) }, clicks));
+                    return Ok((self.after_reaction(tab, state, visit).await?, clicks));
                 }
             }
         }
@@ -555,16 +588,8 @@ impl Walk<'_> {
 
     /// Waits up to `reaction_ms` for any reaction to the last action.
     async fn wait_reaction(&self, tab: &Tab, since: Instant) -> Result<bool, DriverError> {
-        let start = Instant::now();
-        loop {
-            if self.reacted(tab, since).await? {
-                return Ok(true);
-            }
-            if start.elapsed() >= Duration::from_millis(self.config.reaction_ms) {
-                return Ok(false);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        tab.reaction_since(since, Duration::from_millis(self.config.reaction_ms))
+            .await
     }
 
     /// Focuses a field, types a synthetic value of a drawn class at a drawn speed, and moves
@@ -626,6 +651,10 @@ pub fn synthetic_value(class: ValueClass, key: Key) -> String {
         ValueClass::BadEmail => format!("sim.user{n}@example"),
         ValueClass::Number => format!("{}", 1 + n % 9999),
         ValueClass::Phone => format!("+1 555 {:07}", n % 10_000_000),
+        // Public test numbers that pass the Luhn check.
+        ValueClass::Card => ["4242 4242 4242 4242", "5555 5555 5555 4444", "3782 822463 10005"]
+            [n as usize % 3]
+            .to_string(),
         ValueClass::ShortText => {
             ["Alex Morgan", "Sam Lee", "Jo Park", "Kim Diaz"][n as usize % 4].to_string()
         }
@@ -660,6 +689,33 @@ mod tests {
             synthetic_value(ValueClass::Email, k),
             synthetic_value(ValueClass::Email, k)
         );
+    }
+
+    #[test]
+    fn synthetic_cards_pass_the_luhn_check() {
+        let luhn = |v: &str| {
+            let d: Vec<u32> = v.chars().filter_map(|c| c.to_digit(10)).collect();
+            let sum: u32 = d
+                .iter()
+                .rev()
+                .enumerate()
+                .map(|(i, &n)| if i % 2 == 1 { (2 * n) % 10 + (2 * n) / 10 } else { n })
+                .sum();
+            (12..=19).contains(&d.len()) && sum % 10 == 0
+        };
+        for user in 0..20 {
+            let k = Key {
+                seed: 1,
+                user,
+                purpose: Purpose::InputValue,
+                state: 3,
+                visit: 0,
+                item: 0,
+            };
+            let v = synthetic_value(ValueClass::Card, k);
+            assert!(luhn(&v), "{v}");
+        }
+        assert!(!luhn("4242 4242 4242 4241"));
     }
 
     #[test]
