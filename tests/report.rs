@@ -360,3 +360,74 @@ fn ci_templates_parse_and_run_the_gate() {
     );
     assert!(template("k8s-indexed-job.yaml").contains("understudy merge"));
 }
+
+/// The HTML report as a reviewer sees it: rendered by real Chromium from the file CI
+/// uploads, with its verdict, its three charts drawn at a real size, one forest row per
+/// check, and no script errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn html_report_renders_in_chromium_with_verdict_and_charts() {
+    use understudy::simulate::driver::{Chromium, DriverConfig, TabOptions};
+    let chromium = Chromium::launch(DriverConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (name, kind) in [("fail", Example::Fail), ("pass", Example::Pass)] {
+        let r = example(kind);
+        let out = dir.path().join(name);
+        let w = write_all_with(&r, &out, None).unwrap();
+        let tab = chromium
+            .open(&TabOptions {
+                capture: false,
+                ..TabOptions::default()
+            })
+            .await
+            .unwrap();
+        tab.goto(&format!("file://{}", w.html.display()))
+            .await
+            .unwrap();
+        #[derive(serde::Deserialize, Debug)]
+        struct Seen {
+            status: String,
+            heading: String,
+            charts: Vec<(String, f64, f64)>,
+            marks: usize,
+            checks: usize,
+            seed: bool,
+            errors: u32,
+        }
+        let seen: Seen = tab
+            .eval(&format!(
+                "(() => {{
+                  const v = document.getElementById('verdict');
+                  const charts = [...document.querySelectorAll('#charts figure')].map(f => {{
+                    const s = f.querySelector('svg'); const b = s ? s.getBoundingClientRect() : {{width: 0, height: 0}};
+                    return [f.id, b.width, b.height]; }});
+                  return {{ status: v ? v.dataset.status : '', heading: v ? v.querySelector('h1').textContent : '',
+                    charts, marks: document.querySelectorAll('#chart-checks svg g.row').length,
+                    checks: document.querySelectorAll('#checks tr.check').length,
+                    seed: document.body.textContent.includes('{seed}'),
+                    errors: (window.__usProbe && window.__usProbe.errors) || 0 }}; }})()",
+                seed = r.seed
+            ))
+            .await
+            .unwrap()
+            .expect("the page answers");
+        assert_eq!(seen.status, r.status().class(), "{name}: {seen:?}");
+        assert_eq!(seen.heading, r.status().word(), "{name}: {seen:?}");
+        let ids: Vec<&str> = seen.charts.iter().map(|c| c.0.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["chart-conversion", "chart-checks", "chart-funnel"],
+            "{name}"
+        );
+        assert!(
+            seen.charts.iter().all(|c| c.1 > 100.0 && c.2 > 40.0),
+            "{name}: every chart is drawn at a readable size: {seen:?}"
+        );
+        assert_eq!(seen.marks, r.checks.len(), "{name}: a forest row per check");
+        assert_eq!(seen.checks, r.checks.len(), "{name}");
+        assert!(seen.seed, "{name}: the seed is on the page");
+        assert_eq!(seen.errors, 0, "{name}: no script errors");
+        let _ = tab.close_page().await;
+        chromium.dispose(tab).await;
+    }
+    chromium.close().await;
+}

@@ -17,18 +17,18 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context};
 
 use super::gate::{
-    decide, now_utc, publish_quiet, results, run_sequential, runtime, LoadedModel, RunMeta,
+    decide, now_utc, publish_quiet, results, run_sequential, runner_config, runtime, LoadedModel,
+    RunMeta,
 };
 use super::{DemoArgs, DemoCommand};
-use crate::compare::Metric;
+use crate::compare::{tango_interval, Interval, Metric, PairedTable};
 use crate::cook::{cook_session, parse_goal};
 use crate::demo::{run_population, serve_all, Build, PopulationConfig, PopulationReport};
 use crate::exit_code::{GATE_FAILED, SUCCESS};
 use crate::model::{fit_and_evaluate, FitOptions};
 use crate::scenario::RawScenario;
 use crate::simulate::driver::{Chromium, DriverConfig};
-use crate::simulate::runner::{Runner, RunnerConfig};
-use crate::simulate::user::UserConfig;
+use crate::simulate::runner::Runner;
 use crate::store::{SessionStore, SqliteStore};
 
 /// The demo's scenario (URLs and model are filled in at run time).
@@ -79,7 +79,8 @@ struct Row {
     build: Build,
     predicted: f64,
     interval: (f64, f64),
-    truth: f64,
+    /// True Δ, its interval, and the people it is over.
+    truth: (f64, Option<Interval>, usize),
     verdict: String,
     pairs: usize,
     failed: bool,
@@ -162,19 +163,32 @@ fn demo(args: DemoArgs) -> anyhow::Result<i32> {
         // 3. The truth, and 4. the gate, per candidate.
         let mut rows = Vec::new();
         let mut truths: Vec<(Build, PopulationReport)> = Vec::new();
+        let truth_population = PopulationConfig {
+            users: args.truth.min(population.users),
+            ..population.clone()
+        };
         for build in Build::CANDIDATES {
-            eprintln!("running the same people on {}…", build.name());
-            let report = run_population(&chromium, &url_of(build), &population).await?;
+            eprintln!(
+                "running the first {} of the same people on {}…",
+                truth_population.users,
+                build.name()
+            );
+            let report = run_population(&chromium, &url_of(build), &truth_population).await?;
+            eprintln!("  {}", report.summary());
             truths.push((build, report));
         }
         chromium.close().await;
 
+        // One runner for every candidate: the baseline's simulated users walk once and are
+        // paired with each candidate in turn (same seed, same model, same draws).
+        let base_url = url_of(Build::Baseline);
+        let mut runner: Option<Arc<Runner>> = None;
         for (build, truth_report) in truths {
             let url = url_of(build);
             let mut sc = raw
                 .clone()
                 .with_urls(
-                    url::Url::parse(&url_of(Build::Baseline)).ok(),
+                    url::Url::parse(&base_url).ok(),
                     url::Url::parse(&url).ok(),
                 )
                 .resolve(&scenario_path)
@@ -182,35 +196,27 @@ fn demo(args: DemoArgs) -> anyhow::Result<i32> {
             sc.model = model_path.clone();
             sc.seed = args.seed;
             sc.concurrency = args.concurrency;
-            let runner = Arc::new(
-                Runner::start(
-                    RunnerConfig {
-                        concurrency: sc.concurrency,
-                        driver: DriverConfig::default(),
-                        user: UserConfig {
-                            time_scale: sc.time_scale,
-                            max_steps: sc.max_steps,
-                            ..UserConfig::default()
-                        },
-                        seed: sc.seed,
-                        max_restarts: 2,
-                        funnel: sc.funnel.clone(),
-                    },
-                    loaded.model.clone(),
-                    sc.goals.clone(),
-                )
-                .await?,
-            );
+            let runner = match &runner {
+                Some(r) => r.clone(),
+                None => {
+                    let r = Arc::new(
+                        Runner::start(
+                            runner_config(&sc, None),
+                            loaded.model.clone(),
+                            sc.goals.clone(),
+                        )
+                        .await?,
+                    );
+                    r.remember(&base_url);
+                    runner.insert(r).clone()
+                }
+            };
             let started = now_utc();
             let started_at = Instant::now();
             eprintln!("gating {}…", build.name());
-            let pairs =
-                run_sequential(&runner, &sc, &url_of(Build::Baseline), &url, &|_, _, _| {}).await?;
+            let pairs = run_sequential(&runner, &sc, &base_url, &url, &|_, _, _| {}).await?;
             let decision = decide(&sc, &pairs)?;
             let chromium_version = runner.browser_version().to_string();
-            if let Ok(r) = Arc::try_unwrap(runner) {
-                r.shutdown().await;
-            }
             let meta = RunMeta {
                 scenario: sc.clone(),
                 model_path: loaded.path.display().to_string(),
@@ -232,13 +238,16 @@ fn demo(args: DemoArgs) -> anyhow::Result<i32> {
                 build,
                 predicted: conv.estimate,
                 interval: (conv.interval.lower, conv.interval.upper),
-                truth: paired_truth(&base, &truth_report),
+                truth: paired_truth(&base, &truth_report, sc.confidence),
                 verdict: format!("{:?}", res.outcome.verdict).to_lowercase(),
                 pairs: decision.used,
                 failed: code == GATE_FAILED,
             });
         }
 
+        if let Some(r) = runner.and_then(|r| Arc::try_unwrap(r).ok()) {
+            r.shutdown().await;
+        }
         println!(
             "\nunderstudy demo — seed {}, {} people recorded on the baseline, {:.0} s\n",
             args.seed,
@@ -246,28 +255,36 @@ fn demo(args: DemoArgs) -> anyhow::Result<i32> {
             t0.elapsed().as_secs_f64()
         );
         println!(
-            "{:<15} {:>24} {:>10} {:>13} {:>6}  as expected",
-            "candidate", "predicted Δconv [95%]", "true Δconv", "verdict", "pairs"
+            "{:<15} {:>26} {:>28} {:>13} {:>6}  as expected",
+            "candidate", "predicted Δconv [95%]", "true Δconv [95%] (people)", "verdict", "pairs"
         );
+        let pp = |v: f64| format!("{:+.1}", 100.0 * v);
         let mut all_good = true;
         for r in &rows {
             let expected = r.failed == r.build.is_regression();
-            let covers = r.interval.0 <= r.truth && r.truth <= r.interval.1;
+            let (truth, truth_ci, people) = &r.truth;
+            let covers = r.interval.0 <= *truth && *truth <= r.interval.1;
             all_good &= expected;
+            let truth_ci = truth_ci
+                .map(|i| format!("[{}, {}]", pp(i.lower), pp(i.upper)))
+                .unwrap_or_default();
             println!(
-                "{:<15} {:>+7.1} pp [{:+.1}, {:+.1}] {:>+8.1} pp {:>13} {:>6}  {}{}",
+                "{:<15} {:>26} {:>28} {:>13} {:>6}  {}{}",
                 r.build.name(),
-                100.0 * r.predicted,
-                100.0 * r.interval.0,
-                100.0 * r.interval.1,
-                100.0 * r.truth,
+                format!(
+                    "{} pp [{}, {}]",
+                    pp(r.predicted),
+                    pp(r.interval.0),
+                    pp(r.interval.1)
+                ),
+                format!("{} pp {truth_ci} ({people})", pp(*truth)),
                 r.verdict,
                 r.pairs,
                 if expected { "yes" } else { "NO" },
                 if covers {
                     ""
                 } else {
-                    " (true Δ outside the interval)"
+                    " (true Δ outside the predicted interval)"
                 }
             );
         }
@@ -279,7 +296,31 @@ fn demo(args: DemoArgs) -> anyhow::Result<i32> {
     })
 }
 
-/// True Δ conversion: the same people on the candidate minus on the baseline.
-fn paired_truth(base: &PopulationReport, cand: &PopulationReport) -> f64 {
-    cand.conversion() - base.conversion()
+/// True Δ conversion: the same people on the candidate minus on the baseline (people
+/// whose visit failed on either side left out), with Tango's paired interval for the
+/// sampling noise of a population this size.
+fn paired_truth(
+    base: &PopulationReport,
+    cand: &PopulationReport,
+    confidence: f64,
+) -> (f64, Option<Interval>, usize) {
+    let mut t = PairedTable::default();
+    for c in cand.users.iter().filter(|u| u.error.is_none()) {
+        let Some(b) = base
+            .users
+            .iter()
+            .find(|b| b.user == c.user && b.error.is_none())
+        else {
+            continue;
+        };
+        match (b.converted, c.converted) {
+            (true, true) => t.both += 1,
+            (true, false) => t.baseline_only += 1,
+            (false, true) => t.candidate_only += 1,
+            (false, false) => t.neither += 1,
+        }
+    }
+    let n = (t.both + t.baseline_only + t.candidate_only + t.neither) as usize;
+    let delta = t.delta().unwrap_or(0.0);
+    (delta, tango_interval(&t, confidence).ok(), n)
 }

@@ -366,7 +366,7 @@ fn parse_url(s: &Option<String>, flag: &str) -> anyhow::Result<Option<url::Url>>
         .transpose()
 }
 
-fn runner_config(sc: &Scenario, browser_ws: Option<String>) -> RunnerConfig {
+pub(crate) fn runner_config(sc: &Scenario, browser_ws: Option<String>) -> RunnerConfig {
     RunnerConfig {
         concurrency: sc.concurrency,
         driver: DriverConfig {

@@ -205,11 +205,14 @@ pub struct DemoArgs {
     /// Folder for the model and each candidate's reports (`DIR/<candidate>/`).
     #[arg(long, default_value = "understudy-demo")]
     pub out: PathBuf,
-    /// Scripted people recorded on the baseline (and run on each candidate).
-    #[arg(long, default_value_t = 150)]
+    /// Scripted people recorded on the baseline, to fit the model from.
+    #[arg(long, default_value_t = 60)]
     pub population: u32,
+    /// How many of those people are also run on each candidate for the true Δ.
+    #[arg(long, default_value_t = 40)]
+    pub truth: u32,
     /// Tabs at once.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 12)]
     pub concurrency: usize,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,

@@ -443,7 +443,7 @@ impl Model {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::bench::synth;
     use crate::cook::{cook_session, parse_goal, CookedSession};

@@ -8,7 +8,7 @@
 //!   [`RunnerConfig::max_restarts`] times; the run still finishes.
 //! * Users are run in blocks, so a caller can stop between blocks (sequential testing).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -128,6 +128,7 @@ pub struct PairOutcome {
 }
 
 /// A finished session with its recording, for callers that keep replays.
+#[derive(Clone)]
 pub struct Recorded {
     pub outcome: SimOutcome,
     pub session: SimSession,
@@ -141,6 +142,9 @@ pub struct Runner {
     model: Arc<Model>,
     goals: Arc<Vec<Goal>>,
     version: String,
+    /// Builds whose sessions are kept and handed out again for the same user (see
+    /// [`Runner::remember`]), and the sessions kept so far.
+    memo: std::sync::Mutex<(Vec<String>, HashMap<(String, u64), Recorded>)>,
 }
 
 impl Runner {
@@ -159,6 +163,7 @@ impl Runner {
             model,
             goals: Arc::new(goals),
             version,
+            memo: std::sync::Mutex::new((Vec::new(), HashMap::new())),
         })
     }
 
@@ -187,8 +192,37 @@ impl Runner {
         Ok(())
     }
 
+    /// Keeps every session run on `url` and answers a later run of the same user on it with
+    /// the kept session instead of walking again. With one seed and one model a user's walk
+    /// on a build is fixed by its keyed draws, so gating several candidates against one
+    /// baseline needs the baseline's users only once (`understudy demo` does this).
+    pub fn remember(&self, url: &str) {
+        let mut memo = self.memo.lock().unwrap();
+        if !memo.0.iter().any(|u| u == url) {
+            memo.0.push(url.to_string());
+        }
+    }
+
     /// Runs one user on one build, restarting the browser on infrastructure failures.
     pub async fn run_user(&self, user: u64, url: &str) -> Result<Recorded, DriverError> {
+        let remembered = {
+            let memo = self.memo.lock().unwrap();
+            if !memo.0.iter().any(|u| u == url) {
+                None
+            } else if let Some(r) = memo.1.get(&(url.to_string(), user)) {
+                return Ok(r.clone());
+            } else {
+                Some(url.to_string())
+            }
+        };
+        let r = self.walk_user(user, url).await?;
+        if let Some(url) = remembered {
+            self.memo.lock().unwrap().1.insert((url, user), r.clone());
+        }
+        Ok(r)
+    }
+
+    async fn walk_user(&self, user: u64, url: &str) -> Result<Recorded, DriverError> {
         let mut attempts = 0;
         loop {
             let (generation, chromium) = self.browser.read().await.clone();

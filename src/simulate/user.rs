@@ -93,6 +93,15 @@ pub struct SimSession {
     pub batches: Vec<Batch>,
 }
 
+/// One step of a user's plan (see [`Walk::plan`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Planned {
+    pub state: StateId,
+    pub think_ms: f64,
+    /// The synthetic value typed, for an input.
+    pub value: Option<String>,
+}
+
 /// Where an action's target is on the live page.
 #[derive(Debug, Clone, Deserialize)]
 struct Found {
@@ -246,6 +255,54 @@ impl Walk<'_> {
             .and_then(|id| self.model.state(id))
             .and_then(|s| s.route.clone())
             .unwrap_or_else(|| "/".to_string())
+    }
+
+    /// The user's plan: the walk it would take on a page where every target it wants is
+    /// there and every action lands, drawn with the same keys as the live walk (so the
+    /// plan is what pairing holds fixed between two builds). A click may lead to any next
+    /// state, navigations included, as in the model's own walks. No browser involved.
+    pub fn plan(&self) -> Vec<Planned> {
+        let mut history = vec![START];
+        let mut visits: HashMap<StateId, u64> = HashMap::new();
+        let mut out = Vec::new();
+        for _ in 0..self.config.max_steps {
+            let current = *history.last().unwrap_or(&START);
+            let visit = {
+                let v = visits.entry(current).or_insert(0);
+                *v += 1;
+                *v - 1
+            };
+            let dist = self.model.next_distribution(&history, None);
+            let Some(choice) = choose(self.key(Purpose::Next, current, visit), &dist, |id| {
+                id as u64
+            }) else {
+                break;
+            };
+            if choice == END {
+                break;
+            }
+            let z = self.key(Purpose::Think, choice, visit).normal();
+            let think_ms = (self.model.think_time(choice).at_z(z) * self.config.time_scale)
+                .min(self.config.max_think_ms)
+                .max(0.0);
+            let value = self.model.state(choice).and_then(|s| {
+                (s.kind == Some(ActionKind::Input)).then(|| {
+                    let classes = self.model.value_class_distribution(choice);
+                    let class = choose(self.key(Purpose::InputClass, choice, visit), &classes, |c| {
+                        c as u64
+                    })
+                    .unwrap_or(ValueClass::ShortText);
+                    synthetic_value(class, self.key(Purpose::InputValue, choice, visit))
+                })
+            });
+            out.push(Planned {
+                state: choice,
+                think_ms,
+                value,
+            });
+            history.push(choice);
+        }
+        out
     }
 
     /// Runs the walk in a fresh tab against `base_url` and returns the recorded session.
@@ -716,6 +773,49 @@ mod tests {
             assert!(luhn(&v), "{v}");
         }
         assert!(!luhn("4242 4242 4242 4241"));
+    }
+
+    fn walk(model: &Model, seed: u64, user: u64) -> Walk<'_> {
+        static CONFIG: std::sync::OnceLock<UserConfig> = std::sync::OnceLock::new();
+        Walk {
+            model,
+            goals: &[],
+            config: CONFIG.get_or_init(UserConfig::default),
+            seed,
+            user,
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Same seed, same plan: a user's path, think times, typed values, device and
+        /// entry page are pure functions of (seed, user), whoever else runs and in
+        /// whatever order.
+        #[test]
+        fn same_seed_gives_the_same_plan(seed in 0u64..1_000_000, user in 0u64..10_000, other in 0u64..10_000) {
+            let m = crate::model::tests::small_model();
+            let a = walk(m, seed, user);
+            let first = a.plan();
+            // Another user's plan in between changes nothing.
+            let _ = walk(m, seed, other).plan();
+            let b = walk(m, seed, user);
+            proptest::prop_assert_eq!(&first, &b.plan());
+            proptest::prop_assert_eq!(a.entry_path(), b.entry_path());
+            let (ta, tb) = (a.tab_options(), b.tab_options());
+            proptest::prop_assert_eq!((ta.width, ta.height, ta.touch), (tb.width, tb.height, tb.touch));
+            proptest::prop_assert_eq!(ta.init_script, tb.init_script);
+            proptest::prop_assert!(first.len() <= UserConfig::default().max_steps);
+        }
+    }
+
+    #[test]
+    fn different_seeds_give_different_plans() {
+        let m = crate::model::tests::small_model();
+        let plans: std::collections::HashSet<String> = (0..20)
+            .map(|seed| format!("{:?}", walk(m, seed, 1).plan()))
+            .collect();
+        assert!(plans.len() > 10, "{} distinct plans of 20", plans.len());
     }
 
     #[test]
