@@ -206,10 +206,10 @@ pub struct DemoArgs {
     #[arg(long, default_value = "understudy-demo")]
     pub out: PathBuf,
     /// Scripted people recorded on the baseline, to fit the model from.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 50)]
     pub population: u32,
     /// How many of those people are also run on each candidate for the true Δ.
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = 30)]
     pub truth: u32,
     /// Tabs at once.
     #[arg(long, default_value_t = 12)]

@@ -61,7 +61,7 @@ pub fn default_executable() -> PathBuf {
 
 /// Whether `executable` is the headless shell, which only knows the old headless mode
 /// (full Chromium runs the new one).
-fn is_headless_shell(executable: &Path) -> bool {
+pub fn is_headless_shell(executable: &Path) -> bool {
     executable
         .file_name()
         .is_some_and(|n| n.to_string_lossy().contains("headless-shell"))

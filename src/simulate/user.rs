@@ -114,6 +114,9 @@ struct Found {
     /// A text field, select or editable area: clicking it is not expected to change the page.
     #[serde(default)]
     quiet: bool,
+    /// A link, button or other control, which promises a reaction (a picture does not).
+    #[serde(default)]
+    control: bool,
 }
 
 /// Seeds `Math.random` per user, so page-side randomness is the same on both builds.
@@ -174,7 +177,8 @@ return descs.map(function(d, i){
   var u=vis(e); if(u&&e.scrollIntoViewIfNeeded) e.scrollIntoViewIfNeeded();
   var r=e.getBoundingClientRect(); var tg=e.tagName.toLowerCase();
   var quiet=tg==='textarea'||tg==='select'||e.isContentEditable||(tg==='input'&&!/^(button|submit|reset|image|checkbox|radio|file|color|range)$/i.test(e.type||'text'));
-  return {found:true,usable:u,x:r.x+r.width/2,y:r.y+r.height/2,searched:searched,quiet:quiet}; });
+  var control=!!e.closest('a[href],button,summary,label,select,input,textarea,[role=button],[role=link],[role=menuitem],[role=tab],[role=checkbox],[role=radio],[role=switch],[onclick]');
+  return {found:true,usable:u,x:r.x+r.width/2,y:r.y+r.height/2,searched:searched,quiet:quiet,control:control}; });
 })"#;
 
 /// A simulated user's walk against one build.
@@ -604,6 +608,11 @@ impl Walk<'_> {
         }
         if self.wait_reaction(tab, since).await? {
             return Ok((self.after_reaction(tab, state, visit).await?, clicks));
+        }
+        if !at.control {
+            // A picture or a bit of text promises nothing: if nothing happens the person
+            // just moves on (what follows is the model's next step), no retry, no leaving.
+            return Ok((None, clicks));
         }
         // Dead: retry as recorded users did.
         let retry = &self.model.retry;

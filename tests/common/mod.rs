@@ -20,7 +20,6 @@ use chromiumoxide::Page;
 use futures::StreamExt;
 use rand::{Rng, SeedableRng};
 
-pub const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// Path of the built `understudy` binary.
 pub fn bin() -> &'static str {
@@ -185,27 +184,25 @@ pub struct Chromium {
 
 impl Chromium {
     pub async fn launch() -> Chromium {
+        // The browser the simulator launches: the headless shell when installed.
+        let exe = understudy::simulate::driver::default_executable();
         assert!(
-            Path::new(CHROMIUM).exists(),
-            "{CHROMIUM} is missing: install Debian's chromium (.ci/run does)"
+            exe.exists(),
+            "{} is missing: install Debian's chromium and chromium-headless-shell (.ci/run does)",
+            exe.display()
         );
         let profile = tempfile::tempdir().unwrap();
-        let config = BrowserConfig::builder()
-            .chrome_executable(CHROMIUM)
-            .new_headless_mode()
+        let mut config = BrowserConfig::builder().chrome_executable(&exe);
+        if !understudy::simulate::driver::is_headless_shell(&exe) {
+            config = config.new_headless_mode();
+        }
+        let config = config
             .no_sandbox()
             .user_data_dir(profile.path())
             .viewport(None)
             .window_size(1280, 800)
             .request_timeout(Duration::from_secs(20))
-            .args([
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-            ])
+            .args(understudy::simulate::driver::CHROMIUM_FLAGS.iter().copied())
             .build()
             .unwrap();
         let (browser, mut handler) = Browser::launch(config).await.expect("launch chromium");
