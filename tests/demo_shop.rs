@@ -110,7 +110,6 @@ async fn launch() -> Chromium {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 3 in progress: not yet timed on a quiet machine; run with --ignored"]
 async fn population_is_recorded_and_feels_the_regression() {
     let t0 = Instant::now();
     let mut collector = Collector::start().await;
@@ -394,7 +393,7 @@ async fn slow_payment_is_slow_and_pages_skip_capture_without_a_collector() {
 /// ("4,8"), `DEMO_BUILDS` (every candidate), `DEMO_CONC` (8).
 /// `cargo test --test demo_shop -- --ignored --nocapture measure`
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
+#[ignore = "measurement: sizing numbers for the demo, not a check"]
 async fn measure_population() {
     let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
     let users: u32 = env("DEMO_USERS", "100").parse().unwrap();

@@ -21,7 +21,7 @@ use super::gate::{
     RunMeta,
 };
 use super::{DemoArgs, DemoCommand};
-use crate::compare::{tango_interval, Interval, Metric, PairedTable};
+use crate::compare::{newcombe_unpaired_interval, tango_interval, Interval, Metric, PairedTable};
 use crate::cook::{cook_session, parse_goal};
 use crate::demo::{run_population, serve_all, Build, PopulationConfig, PopulationReport};
 use crate::exit_code::{GATE_FAILED, SUCCESS};
@@ -81,6 +81,9 @@ struct Row {
     interval: (f64, f64),
     /// True Δ, its interval, and the people it is over.
     truth: (f64, Option<Interval>, usize),
+    /// Width of the paired (Tango) and of an unpaired (Newcombe) interval for the same
+    /// sessions.
+    widths: Option<(f64, f64)>,
     verdict: String,
     pairs: usize,
     failed: bool,
@@ -187,10 +190,7 @@ fn demo(args: DemoArgs) -> anyhow::Result<i32> {
             let url = url_of(build);
             let mut sc = raw
                 .clone()
-                .with_urls(
-                    url::Url::parse(&base_url).ok(),
-                    url::Url::parse(&url).ok(),
-                )
+                .with_urls(url::Url::parse(&base_url).ok(), url::Url::parse(&url).ok())
                 .resolve(&scenario_path)
                 .map_err(|e| anyhow!(e))?;
             sc.model = model_path.clone();
@@ -234,7 +234,34 @@ fn demo(args: DemoArgs) -> anyhow::Result<i32> {
                 .iter()
                 .find(|c| matches!(c.metric, Metric::Conversion))
                 .ok_or_else(|| anyhow!("the demo scenario checks conversion"))?;
+            // The paired design against an unpaired comparison of the same sessions, both
+            // at the scenario's confidence without multiplicity adjustment.
+            let used = &pairs[..decision.used];
+            let mut table = PairedTable::default();
+            for p in used {
+                match (p.baseline.converted, p.candidate.converted) {
+                    (true, true) => table.both += 1,
+                    (true, false) => table.baseline_only += 1,
+                    (false, true) => table.candidate_only += 1,
+                    (false, false) => table.neither += 1,
+                }
+            }
+            let n = used.len() as u64;
+            let widths = (
+                tango_interval(&table, sc.confidence).map(|i| i.upper - i.lower),
+                newcombe_unpaired_interval(
+                    (table.both + table.baseline_only, n),
+                    (table.both + table.candidate_only, n),
+                    sc.confidence,
+                )
+                .map(|i| i.upper - i.lower),
+            );
+            let widths = match widths {
+                (Ok(p), Ok(u)) => Some((p, u)),
+                _ => None,
+            };
             rows.push(Row {
+                widths,
                 build,
                 predicted: conv.estimate,
                 interval: (conv.interval.lower, conv.interval.upper),
@@ -255,8 +282,13 @@ fn demo(args: DemoArgs) -> anyhow::Result<i32> {
             t0.elapsed().as_secs_f64()
         );
         println!(
-            "{:<15} {:>26} {:>28} {:>13} {:>6}  as expected",
-            "candidate", "predicted Δconv [95%]", "true Δconv [95%] (people)", "verdict", "pairs"
+            "{:<15} {:>26} {:>28} {:>13} {:>6} {:>15}  as expected",
+            "candidate",
+            "predicted Δconv [95%]",
+            "true Δconv [95%] (people)",
+            "verdict",
+            "pairs",
+            "width paired/unp"
         );
         let pp = |v: f64| format!("{:+.1}", 100.0 * v);
         let mut all_good = true;
@@ -268,8 +300,12 @@ fn demo(args: DemoArgs) -> anyhow::Result<i32> {
             let truth_ci = truth_ci
                 .map(|i| format!("[{}, {}]", pp(i.lower), pp(i.upper)))
                 .unwrap_or_default();
+            let widths = r
+                .widths
+                .map(|(p, u)| format!("{:.1}/{:.1} pp", 100.0 * p, 100.0 * u))
+                .unwrap_or_default();
             println!(
-                "{:<15} {:>26} {:>28} {:>13} {:>6}  {}{}",
+                "{:<15} {:>26} {:>28} {:>13} {:>6} {:>15}  {}{}",
                 r.build.name(),
                 format!(
                     "{} pp [{}, {}]",
@@ -280,6 +316,7 @@ fn demo(args: DemoArgs) -> anyhow::Result<i32> {
                 format!("{} pp {truth_ci} ({people})", pp(*truth)),
                 r.verdict,
                 r.pairs,
+                widths,
                 if expected { "yes" } else { "NO" },
                 if covers {
                     ""

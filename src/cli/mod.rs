@@ -212,7 +212,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 30)]
     pub truth: u32,
     /// Tabs at once.
-    #[arg(long, default_value_t = 12)]
+    #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,

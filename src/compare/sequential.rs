@@ -286,6 +286,28 @@ pub fn always_valid_p_value(
 /// When the run stops, these verdicts are the gate's (combine them with
 /// `GateOutcome::from_verdicts`). The fixed-sample `evaluate` is for the report's
 /// intervals: after optional stopping its coverage is no longer exact.
+/// The variance floor for one check's differences. For conversion the per-user difference
+/// is −1, 0 or +1, so its variance is at most the discordance rate ψ; with few pairs, and
+/// above all with none discordant, the sample variance says little (zero discordant pairs
+/// out of 30 does not mean ψ = 0). The floor is then ψ shrunk the Agresti–Coull way,
+/// ψ̃ = (k + z²/2)/(t + z²) with z at the check's level: it stays near the sample value once
+/// discordant pairs are many, and keeps early looks honest when they are few.
+fn variance_floor_for(
+    metric: &Metric,
+    diffs: &[f64],
+    alpha: f64,
+    plan_floor: f64,
+) -> Result<f64, CompareError> {
+    if *metric != Metric::Conversion || diffs.is_empty() {
+        return Ok(plan_floor);
+    }
+    let discordant = diffs.iter().filter(|d| **d != 0.0).count() as f64;
+    let z2 = super::z_two_sided(1.0 - alpha).powi(2);
+    let psi = (discordant + z2 / 2.0) / (diffs.len() as f64 + z2);
+    let mean = diffs.iter().sum::<f64>() / diffs.len() as f64;
+    Ok(plan_floor.max(psi - mean * mean))
+}
+
 pub fn sequential_decision(
     checks: &[Check],
     data: &PairedData,
@@ -311,7 +333,8 @@ pub fn sequential_decision(
             plan.alpha
         };
         let (diffs, _) = data.differences(&check.metric);
-        let mut cs = confidence_sequence(&diffs, alpha, plan.tuned_for, plan.variance_floor)?;
+        let floor = variance_floor_for(&check.metric, &diffs, alpha, plan.variance_floor)?;
+        let mut cs = confidence_sequence(&diffs, alpha, plan.tuned_for, floor)?;
         if check.metric == Metric::Conversion {
             cs.interval.lower = cs.interval.lower.max(-1.0);
             cs.interval.upper = cs.interval.upper.min(1.0);
@@ -327,7 +350,7 @@ pub fn sequential_decision(
                 check.threshold(),
                 alpha,
                 plan.tuned_for,
-                plan.variance_floor,
+                floor,
             )?,
             explanation: format!(
                 "{} [confidence sequence]",
@@ -450,6 +473,34 @@ mod tests {
             ..plan
         };
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn no_discordant_pairs_in_a_short_run_prove_nothing() {
+        // 30 identical pairs: with the plan's floor alone (σ = 0.07) the CS would call a
+        // 5 pp tolerance met; zero discordant out of 30 is compatible with ψ near 10%.
+        let plan = SequentialPlan {
+            min_pairs: 30,
+            max_pairs: 300,
+            check_every: 30,
+            ..SequentialPlan::default()
+        };
+        let checks = [Check::conversion_may_not_drop(0.05, Level::Error)];
+        let same: Vec<(bool, bool)> = (0..30).map(|i| (i % 3 == 0, i % 3 == 0)).collect();
+        let s = sequential_decision(&checks, &conversion_data(&same), &plan).unwrap();
+        assert_eq!(s.checks[0].verdict, Verdict::Inconclusive, "{s:?}");
+        assert!(s.checks[0].interval.lower < -0.05, "{s:?}");
+        assert!(matches!(s.decision, SequentialDecision::Continue { .. }));
+        // Many discordant pairs: the shrinkage hardly moves the plug-in variance.
+        let (diffs, _) = conversion_data(
+            &(0..400)
+                .map(|i| (i % 4 == 0, i % 4 == 0 || i % 5 == 1))
+                .collect::<Vec<_>>(),
+        )
+        .differences(&Metric::Conversion);
+        let (_, sd) = mean_sd(&diffs, "test").unwrap();
+        let floor = variance_floor_for(&Metric::Conversion, &diffs, 0.05, 0.0).unwrap();
+        assert!(floor.sqrt() < sd * 1.05, "{} vs {sd}", floor.sqrt());
     }
 
     #[test]

@@ -134,6 +134,9 @@ pub struct Recorded {
     pub session: SimSession,
 }
 
+/// The builds whose sessions a runner keeps, and the sessions kept, by (build URL, user).
+type Memo = (Vec<String>, HashMap<(String, u64), Recorded>);
+
 /// A pool of tabs on one Chromium, restarted when it fails.
 pub struct Runner {
     browser: RwLock<(u64, Arc<Chromium>)>,
@@ -144,7 +147,7 @@ pub struct Runner {
     version: String,
     /// Builds whose sessions are kept and handed out again for the same user (see
     /// [`Runner::remember`]), and the sessions kept so far.
-    memo: std::sync::Mutex<(Vec<String>, HashMap<(String, u64), Recorded>)>,
+    memo: std::sync::Mutex<Memo>,
 }
 
 impl Runner {

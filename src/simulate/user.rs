@@ -292,9 +292,11 @@ impl Walk<'_> {
             let value = self.model.state(choice).and_then(|s| {
                 (s.kind == Some(ActionKind::Input)).then(|| {
                     let classes = self.model.value_class_distribution(choice);
-                    let class = choose(self.key(Purpose::InputClass, choice, visit), &classes, |c| {
-                        c as u64
-                    })
+                    let class = choose(
+                        self.key(Purpose::InputClass, choice, visit),
+                        &classes,
+                        |c| c as u64,
+                    )
                     .unwrap_or(ValueClass::ShortText);
                     synthetic_value(class, self.key(Purpose::InputValue, choice, visit))
                 })
@@ -718,8 +720,11 @@ pub fn synthetic_value(class: ValueClass, key: Key) -> String {
         ValueClass::Number => format!("{}", 1 + n % 9999),
         ValueClass::Phone => format!("+1 555 {:07}", n % 10_000_000),
         // Public test numbers that pass the Luhn check.
-        ValueClass::Card => ["4242 4242 4242 4242", "5555 5555 5555 4444", "3782 822463 10005"]
-            [n as usize % 3]
+        ValueClass::Card => [
+            "4242 4242 4242 4242",
+            "5555 5555 5555 4444",
+            "3782 822463 10005",
+        ][n as usize % 3]
             .to_string(),
         ValueClass::ShortText => {
             ["Alex Morgan", "Sam Lee", "Jo Park", "Kim Diaz"][n as usize % 4].to_string()
@@ -765,7 +770,13 @@ mod tests {
                 .iter()
                 .rev()
                 .enumerate()
-                .map(|(i, &n)| if i % 2 == 1 { (2 * n) % 10 + (2 * n) / 10 } else { n })
+                .map(|(i, &n)| {
+                    if i % 2 == 1 {
+                        (2 * n) % 10 + (2 * n) / 10
+                    } else {
+                        n
+                    }
+                })
                 .sum();
             (12..=19).contains(&d.len()) && sum % 10 == 0
         };

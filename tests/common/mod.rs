@@ -20,7 +20,6 @@ use chromiumoxide::Page;
 use futures::StreamExt;
 use rand::{Rng, SeedableRng};
 
-
 /// Path of the built `understudy` binary.
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_understudy")
