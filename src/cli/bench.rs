@@ -10,6 +10,7 @@ pub(super) fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
             connections,
         } => crate::bench::collect::run(sessions, connections)?,
         BenchCommand::Fit { sessions } => crate::bench::fit::run(sessions)?,
+        BenchCommand::Click => crate::bench::click::run()?,
     }
     Ok(exit_code::SUCCESS)
 }

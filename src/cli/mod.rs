@@ -252,6 +252,9 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 2000)]
         sessions: usize,
     },
+    /// The simulator's click (one evaluate + mouse events) against chromiumoxide's
+    /// `Element::click`, in real Chromium on the demo shop.
+    Click,
 }
 
 /// Parses the command line, runs it, and returns the process exit code.
