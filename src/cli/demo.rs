@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context};
 
 use super::gate::{
-    decide, now_utc, publish_quiet, results, run_sequential, runner_config, runtime, LoadedModel,
-    RunMeta,
+    decide, fnv1a, now_utc, publish_quiet, results, run_sequential, runner_config, runtime,
+    LoadedModel, RunMeta,
 };
 use super::{DemoArgs, DemoCommand};
 use crate::compare::{newcombe_unpaired_interval, tango_interval, Interval, Metric, PairedTable};
@@ -159,7 +159,7 @@ fn demo(args: DemoArgs) -> anyhow::Result<i32> {
         );
         let loaded = LoadedModel {
             model: Arc::new(model),
-            hash: format!("{:x}", text.len()),
+            hash: fnv1a(text.as_bytes()),
             path: model_path.clone(),
         };
 

@@ -40,7 +40,7 @@ pub(crate) struct LoadedModel {
 }
 
 /// FNV-1a 64 over the file's bytes: a stable identity for reports and blobs.
-fn fnv1a(bytes: &[u8]) -> String {
+pub(crate) fn fnv1a(bytes: &[u8]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in bytes {
         h ^= b as u64;
