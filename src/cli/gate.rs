@@ -223,6 +223,10 @@ fn session_refs(pairs: &[PairOutcome], keep: usize) -> Vec<SessionRef> {
 /// Runs pairs in blocks, from `pairs.min` every `pairs.check_every`, looking after each
 /// block, until the sequential test stops or `pairs.max` is reached. Users run in index
 /// order, so [`decide`] over the result reproduces the stop.
+/// Below this burn-in, interim looks get a warning (`reference/models_stats.md` §3.5
+/// recommends 100-200 pairs).
+const EARLY_LOOK_WARNING: usize = 100;
+
 pub(crate) async fn run_sequential(
     runner: &Arc<Runner>,
     sc: &Scenario,
@@ -232,6 +236,13 @@ pub(crate) async fn run_sequential(
 ) -> anyhow::Result<Vec<PairOutcome>> {
     let plan = sc.sequential_plan();
     let max = plan.max_pairs;
+    if plan.min_pairs < EARLY_LOOK_WARNING && plan.max_pairs > plan.min_pairs {
+        tracing::warn!(
+            min_pairs = plan.min_pairs,
+            "interim looks before {EARLY_LOOK_WARNING} pairs lean on a normal approximation \
+             (the confidence sequence's plug-in variance); a longer burn-in is safer"
+        );
+    }
     let mut pairs: Vec<PairOutcome> = Vec::new();
     let mut next = plan.min_pairs.min(max);
     loop {
