@@ -285,22 +285,12 @@ impl Walk<'_> {
             if choice == END {
                 break;
             }
-            let z = self.key(Purpose::Think, choice, visit).normal();
-            let think_ms = (self.model.think_time(choice).at_z(z) * self.config.time_scale)
-                .min(self.config.max_think_ms)
-                .max(0.0);
-            let value = self.model.state(choice).and_then(|s| {
-                (s.kind == Some(ActionKind::Input)).then(|| {
-                    let classes = self.model.value_class_distribution(choice);
-                    let class = choose(
-                        self.key(Purpose::InputClass, choice, visit),
-                        &classes,
-                        |c| c as u64,
-                    )
-                    .unwrap_or(ValueClass::ShortText);
-                    synthetic_value(class, self.key(Purpose::InputValue, choice, visit))
-                })
-            });
+            let think_ms = self.think_ms(choice, visit);
+            let value = self
+                .model
+                .state(choice)
+                .filter(|s| s.kind == Some(ActionKind::Input))
+                .map(|_| self.typed_value(choice, visit));
             out.push(Planned {
                 state: choice,
                 think_ms,
@@ -520,11 +510,26 @@ impl Walk<'_> {
         Ok(None)
     }
 
-    async fn think(&self, state: StateId, visit: u64) {
+    /// The think time before acting on `state` (fitted, × `time_scale`, capped), ms.
+    fn think_ms(&self, state: StateId, visit: u64) -> f64 {
         let z = self.key(Purpose::Think, state, visit).normal();
-        let ms = (self.model.think_time(state).at_z(z) * self.config.time_scale)
+        (self.model.think_time(state).at_z(z) * self.config.time_scale)
             .min(self.config.max_think_ms)
-            .max(0.0);
+            .max(0.0)
+    }
+
+    /// The value typed into the field of `state`: a synthetic value of a drawn class.
+    fn typed_value(&self, state: StateId, visit: u64) -> String {
+        let classes = self.model.value_class_distribution(state);
+        let class = choose(self.key(Purpose::InputClass, state, visit), &classes, |c| {
+            c as u64
+        })
+        .unwrap_or(ValueClass::ShortText);
+        synthetic_value(class, self.key(Purpose::InputValue, state, visit))
+    }
+
+    async fn think(&self, state: StateId, visit: u64) {
+        let ms = self.think_ms(state, visit);
         if ms >= 1.0 {
             tokio::time::sleep(Duration::from_secs_f64(ms / 1000.0)).await;
         }
@@ -669,12 +674,7 @@ impl Walk<'_> {
         visit: u64,
         at: &Found,
     ) -> Result<usize, DriverError> {
-        let classes = self.model.value_class_distribution(state);
-        let class = choose(self.key(Purpose::InputClass, state, visit), &classes, |c| {
-            c as u64
-        })
-        .unwrap_or(ValueClass::ShortText);
-        let value = synthetic_value(class, self.key(Purpose::InputValue, state, visit));
+        let value = self.typed_value(state, visit);
         // A person who just clicked into the field does not click it again.
         let focused = tab
             .eval::<bool>(&format!(
