@@ -326,6 +326,11 @@ fn demo(args: DemoArgs) -> anyhow::Result<i32> {
             );
         }
         println!(
+            "\nThe true Δ is the same people on both builds, so it has sampling noise of its own. \
+             Every candidate is paired with one\nset of simulated baseline users (walked once), \
+             so the candidates' verdicts share that baseline sample."
+        );
+        println!(
             "\nreports: {}/<candidate>/ (report/index.html, junit.xml, summary.md, results.json)",
             out.display()
         );
