@@ -56,25 +56,10 @@ async fn simulated_users_gate_builds_and_shards_merge_to_the_same_verdict() {
     let baseline = serve_site(&collector.url()).await;
     let broken = serve_site_variant(&collector.url(), true).await;
     record_population(baseline, 60, 6).await;
-    eventually(Duration::from_secs(20), || {
-        let (_, out, _) = run(&["sessions", "list", "--json", "--db", db.to_str().unwrap()]);
-        let n = serde_json::from_str::<Vec<Value>>(&out)
-            .map(|v| v.len())
-            .unwrap_or(0);
-        (n == 60).then_some(())
-    });
+    wait_for_sessions(&db, 60);
     drop(collector);
     let model = dir.path().join("shop.json");
-    let (code, _, err) = run(&[
-        "fit",
-        "--db",
-        db.to_str().unwrap(),
-        "--out",
-        model.to_str().unwrap(),
-        "--goal",
-        "purchase=url:/confirm",
-    ]);
-    assert_eq!(code, 0, "{err}");
+    fit_shop(&db, &model);
     let (base_url, broken_url) = (format!("http://{baseline}/"), format!("http://{broken}/"));
 
     // simulate: users on one build, recorded by the same capture.js and cooked.

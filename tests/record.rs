@@ -12,12 +12,6 @@ use serde_json::Value;
 const CANARY_NAME: &str = "Zebulon Quixote-Farnsworth";
 const CANARY_EMAIL: &str = "zebulon.canary@example.org";
 
-fn sessions_json(db: &std::path::Path) -> Vec<Value> {
-    let (code, out, err) = run(&["sessions", "list", "--json", "--db", db.to_str().unwrap()]);
-    assert_eq!(code, 0, "sessions list failed: {err}");
-    serde_json::from_str(&out).expect("sessions list --json is JSON")
-}
-
 fn lower(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_ascii_lowercase()
 }
@@ -188,22 +182,11 @@ async fn a_few_hundred_recorded_sessions_fit_a_model() {
     let started = std::time::Instant::now();
     record_population(site, PEOPLE, AT_ONCE).await;
     eprintln!("recorded {PEOPLE} sessions in {:?}", started.elapsed());
-    eventually(Duration::from_secs(20), || {
-        (sessions_json(&db).len() as u64 == PEOPLE).then_some(())
-    });
+    wait_for_sessions(&db, PEOPLE as usize);
     drop(collector);
 
     let model = dir.path().join("shop.json");
-    let (code, out, err) = run(&[
-        "fit",
-        "--db",
-        db.to_str().unwrap(),
-        "--out",
-        model.to_str().unwrap(),
-        "--goal",
-        "purchase=url:/confirm",
-    ]);
-    assert_eq!(code, 0, "fit failed: {err}");
+    let out = fit_shop(&db, &model);
     assert!(out.to_lowercase().contains("perplexity"), "{out}");
     let (code, out, err) = run(&["model", "show", model.to_str().unwrap()]);
     assert_eq!(code, 0, "model show failed: {err}");

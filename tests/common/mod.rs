@@ -337,6 +337,37 @@ pub fn eventually<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// `understudy sessions list --json` of a database.
+pub fn sessions_json(db: &Path) -> Vec<serde_json::Value> {
+    let (code, out, err) = run(&["sessions", "list", "--json", "--db", db.to_str().unwrap()]);
+    assert_eq!(code, 0, "sessions list failed: {err}");
+    serde_json::from_str(&out).expect("sessions list --json is JSON")
+}
+
+/// Waits (at most 20 s) until the database holds `n` sessions: the last beacons land a
+/// moment after their tabs close.
+pub fn wait_for_sessions(db: &Path, n: usize) {
+    eventually(Duration::from_secs(20), || {
+        (sessions_json(db).len() == n).then_some(())
+    });
+}
+
+/// Fits the test shop's model (goal `purchase=url:/confirm`) into `model`, and returns what
+/// `understudy fit` printed.
+pub fn fit_shop(db: &Path, model: &Path) -> String {
+    let (code, out, err) = run(&[
+        "fit",
+        "--db",
+        db.to_str().unwrap(),
+        "--out",
+        model.to_str().unwrap(),
+        "--goal",
+        "purchase=url:/confirm",
+    ]);
+    assert_eq!(code, 0, "fit failed: {err}");
+    out
+}
+
 /// Walks one person through the test shop with seeded choices and human-ish pauses.
 pub async fn walk(chromium: &Chromium, site: std::net::SocketAddr, seed: u64) {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
