@@ -21,7 +21,9 @@ use super::gate::{
     LoadedModel, RunMeta,
 };
 use super::{DemoArgs, DemoCommand};
-use crate::compare::{newcombe_unpaired_interval, tango_interval, Interval, Metric, PairedTable};
+use crate::compare::{
+    newcombe_unpaired_interval, tango_interval, Interval, Metric, Pair, PairedTable,
+};
 use crate::cook::{cook_session, parse_goal};
 use crate::demo::{run_population, serve_all, Build, PopulationConfig, PopulationReport};
 use crate::exit_code::{GATE_FAILED, SUCCESS};
@@ -217,16 +219,7 @@ fn demo(args: DemoArgs) -> anyhow::Result<i32> {
             let pairs = run_sequential(&runner, &sc, &base_url, &url, &|_, _, _| {}).await?;
             let decision = decide(&sc, &pairs)?;
             let chromium_version = runner.browser_version().to_string();
-            let meta = RunMeta {
-                scenario: sc.clone(),
-                model_path: loaded.path.display().to_string(),
-                model_hash: loaded.hash.clone(),
-                chromium_version,
-                shard: None,
-                started,
-                started_at,
-                infrastructure_errors: Vec::new(),
-            };
+            let meta = RunMeta::unsharded(&sc, &loaded, chromium_version, started, started_at);
             let res = results(&meta, &pairs, &decision)?;
             let code = publish_quiet(&res, &out.join(build.name()))?;
             let conv = res
@@ -237,16 +230,13 @@ fn demo(args: DemoArgs) -> anyhow::Result<i32> {
             // The paired design against an unpaired comparison of the same sessions, both
             // at the scenario's confidence without multiplicity adjustment.
             let used = &pairs[..decision.used];
-            let mut table = PairedTable::default();
-            for p in used {
-                match (p.baseline.converted, p.candidate.converted) {
-                    (true, true) => table.both += 1,
-                    (true, false) => table.baseline_only += 1,
-                    (false, true) => table.candidate_only += 1,
-                    (false, false) => table.neither += 1,
-                }
-            }
-            let n = used.len() as u64;
+            let table = PairedTable::from_pairs(
+                &used
+                    .iter()
+                    .map(|p| Pair::new(p.baseline.converted, p.candidate.converted))
+                    .collect::<Vec<_>>(),
+            );
+            let n = table.n();
             let widths = (
                 tango_interval(&table, sc.confidence).map(|i| i.upper - i.lower),
                 newcombe_unpaired_interval(
@@ -346,23 +336,19 @@ fn paired_truth(
     cand: &PopulationReport,
     confidence: f64,
 ) -> (f64, Option<Interval>, usize) {
-    let mut t = PairedTable::default();
-    for c in cand.users.iter().filter(|u| u.error.is_none()) {
-        let Some(b) = base
-            .users
-            .iter()
-            .find(|b| b.user == c.user && b.error.is_none())
-        else {
-            continue;
-        };
-        match (b.converted, c.converted) {
-            (true, true) => t.both += 1,
-            (true, false) => t.baseline_only += 1,
-            (false, true) => t.candidate_only += 1,
-            (false, false) => t.neither += 1,
-        }
-    }
-    let n = (t.both + t.baseline_only + t.candidate_only + t.neither) as usize;
+    let pairs: Vec<Pair<bool>> = cand
+        .users
+        .iter()
+        .filter(|c| c.error.is_none())
+        .filter_map(|c| {
+            base.users
+                .iter()
+                .find(|b| b.user == c.user && b.error.is_none())
+                .map(|b| Pair::new(b.converted, c.converted))
+        })
+        .collect();
+    let t = PairedTable::from_pairs(&pairs);
+    let n = pairs.len();
     let delta = t.delta().unwrap_or(0.0);
     (delta, tango_interval(&t, confidence).ok(), n)
 }

@@ -271,6 +271,29 @@ pub(crate) struct RunMeta {
     pub infrastructure_errors: Vec<String>,
 }
 
+impl RunMeta {
+    /// An unsharded run of `sc` with a loaded model, started at `started` (UTC text) and
+    /// `started_at` (for the duration), with no infrastructure errors so far.
+    pub fn unsharded(
+        sc: &Scenario,
+        loaded: &LoadedModel,
+        chromium_version: String,
+        started: String,
+        started_at: Instant,
+    ) -> RunMeta {
+        RunMeta {
+            scenario: sc.clone(),
+            model_path: loaded.path.display().to_string(),
+            model_hash: loaded.hash.clone(),
+            chromium_version,
+            shard: None,
+            started,
+            started_at,
+            infrastructure_errors: Vec::new(),
+        }
+    }
+}
+
 pub(crate) fn results(
     meta: &RunMeta,
     pairs: &[PairOutcome],
@@ -494,16 +517,7 @@ pub(super) fn gate(args: GateArgs) -> anyhow::Result<i32> {
             bar.finish_and_clear();
         }
         let decision = decide(&sc, &pairs)?;
-        let meta = RunMeta {
-            scenario: sc.clone(),
-            model_path: loaded.path.display().to_string(),
-            model_hash: loaded.hash.clone(),
-            chromium_version,
-            shard: None,
-            started,
-            started_at,
-            infrastructure_errors: Vec::new(),
-        };
+        let meta = RunMeta::unsharded(&sc, &loaded, chromium_version, started, started_at);
         let results = results(&meta, &pairs, &decision)?;
         write_outcomes(&out, &pairs)?;
         if let Ok(r) = Arc::try_unwrap(runner) {
