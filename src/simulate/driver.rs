@@ -704,17 +704,14 @@ impl Tab {
             let frames_quiet = nav.loading == 0 && nav.last.elapsed() >= quiet;
             if frames_quiet {
                 let asked = Instant::now();
-                let chunk = left.min(SETTLE_CHUNK).as_millis();
-                let js = format!(
-                    "new Promise(function (res) {{ var t0 = performance.now();
-                       (function poll() {{ var p = window.__usProbe;
-                         if (p && document.readyState === 'complete' && p.inflight === 0
-                             && performance.now() - p.lastMut >= {quiet_ms}) return res(true);
-                         if (performance.now() - t0 >= {chunk}) return res(false);
-                         setTimeout(poll, 15); }})(); }})"
+                let quiet = format!(
+                    "p && document.readyState === 'complete' && p.inflight === 0 \
+                     && performance.now() - p.lastMut >= {quiet_ms}"
                 );
                 // `None`: the document went away mid-wait (a navigation); look again.
-                if self.eval::<bool>(&js).await? == Some(true) && !self.navigated_since(asked) {
+                if self.poll_in_page(&quiet, left).await? == Some(true)
+                    && !self.navigated_since(asked)
+                {
                     return Ok(Settled {
                         waited_ms: start.elapsed().as_secs_f64() * 1000.0,
                         timed_out: false,
@@ -743,17 +740,10 @@ impl Tab {
                 return Ok(true);
             }
             let left = max.saturating_sub(start.elapsed());
-            let js = format!(
-                "new Promise(function (res) {{ var t0 = performance.now();
-                   (function poll() {{ var p = window.__usProbe;
-                     if (!p || p.mark === undefined || p.lastMut > p.mark || p.started > p.markStarted)
-                       return res(true);
-                     if (performance.now() - t0 >= {chunk}) return res(false);
-                     setTimeout(poll, 15); }})(); }})",
-                chunk = left.min(SETTLE_CHUNK).as_millis()
-            );
+            let reacted =
+                "!p || p.mark === undefined || p.lastMut > p.mark || p.started > p.markStarted";
             // `None`: the document is being replaced, which is a reaction.
-            match self.eval::<bool>(&js).await? {
+            match self.poll_in_page(reacted, left).await? {
                 Some(false) => {}
                 _ => return Ok(true),
             }
@@ -761,6 +751,21 @@ impl Tab {
                 return Ok(self.navigated_since(since));
             }
         }
+    }
+
+    /// One evaluation that polls `cond` in the page every 15 ms (with `p` bound to the
+    /// probe) and answers `true` as soon as it holds, `false` after `limit` (at most
+    /// [`SETTLE_CHUNK`]), `None` if the document went away meanwhile.
+    async fn poll_in_page(&self, cond: &str, limit: Duration) -> Result<Option<bool>, DriverError> {
+        let js = format!(
+            "new Promise(function (res) {{ var t0 = performance.now();
+               (function poll() {{ var p = window.__usProbe;
+                 if ({cond}) return res(true);
+                 if (performance.now() - t0 >= {chunk}) return res(false);
+                 setTimeout(poll, 15); }})(); }})",
+            chunk = limit.min(SETTLE_CHUNK).as_millis()
+        );
+        self.eval::<bool>(&js).await
     }
 
     /// Closes the page as a person closes a tab: `pagehide` fires, pending batches flush.
