@@ -97,6 +97,79 @@ impl Batch {
     }
 }
 
+/// Deepest JSON nesting a batch may have. A DOM node nests two levels (its object and its
+/// `c` array), so this admits trees about 2 000 elements deep; serde_json's own limit (128)
+/// would refuse any page deeper than about 60.
+pub const MAX_JSON_DEPTH: usize = 4096;
+
+/// Why JSON text could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum JsonError {
+    #[error("JSON is nested deeper than {MAX_JSON_DEPTH} levels")]
+    TooDeep,
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
+/// Nesting depth of JSON text: brackets outside strings. Linear, no allocation.
+pub fn json_depth(text: &str) -> usize {
+    let (mut depth, mut max, mut in_str, mut esc) = (0usize, 0usize, false, false);
+    for b in text.bytes() {
+        if in_str {
+            match b {
+                _ if esc => esc = false,
+                b'\\' => esc = true,
+                b'"' => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'{' | b'[' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Stack for parsing or writing JSON nested `depth` levels: serde recurses a few frames per
+/// level, and a debug build's frames are large.
+fn stack_for(depth: usize) -> usize {
+    (depth + 64) * 16 * 1024
+}
+
+/// Parses wire-format JSON (a [`Batch`], or any part of one) that may nest as deep as
+/// [`MAX_JSON_DEPTH`]. Deeper text is refused before parsing. Deep text is parsed on a stack
+/// of its own, sized for its depth, so it cannot overflow the calling thread's stack.
+pub fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, JsonError> {
+    let depth = json_depth(text);
+    if depth > MAX_JSON_DEPTH {
+        return Err(JsonError::TooDeep);
+    }
+    let parse = || -> Result<T, JsonError> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        de.disable_recursion_limit();
+        let value = T::deserialize(&mut de)?;
+        de.end()?;
+        Ok(value)
+    };
+    if depth <= 64 {
+        parse()
+    } else {
+        stacker::grow(stack_for(depth), parse)
+    }
+}
+
+/// Serialises wire-format values as deep as [`from_json`] accepts, on a stack of its own.
+pub fn to_json<T: Serialize>(value: &T) -> Result<String, serde_json::Error> {
+    stacker::grow(stack_for(MAX_JSON_DEPTH), || serde_json::to_string(value))
+}
+
 fn valid_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= MAX_ID_LEN
@@ -264,9 +337,15 @@ pub struct Node {
     /// Excluded subtree (`data-understudy-exclude`): only its box size is sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub excl: Option<[f64; 2]>,
-    /// An open shadow root attached to this element.
+    /// An open shadow root attached to this element (`nt` 11).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shadow: Option<Box<Node>>,
+    /// The content document of a same-origin `<iframe>` (`nt` 9).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame: Option<Box<Node>>,
+    /// The content fragment of a `<template>` (`nt` 11).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpl: Option<Box<Node>>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -288,6 +367,18 @@ pub struct Mutation {
     /// Text changes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub texts: Vec<TextChange>,
+    /// New roots under known elements: a shadow root attached after the element was
+    /// recorded (`nt` 11), or a new document loaded into an iframe (`nt` 9). Applied after
+    /// `adds`, replacing whatever root of that kind the element had.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roots: Vec<Root>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Root {
+    /// The host element (shadow root) or `<iframe>` (document).
+    pub id: u64,
+    pub node: Node,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -579,6 +670,52 @@ mod tests {
         // Round trip keeps everything.
         let again: Batch = serde_json::from_str(&serde_json::to_string(&b).unwrap()).unwrap();
         assert_eq!(again, b);
+    }
+
+    /// A snapshot of `levels` nested `<div>`s.
+    fn deep_snapshot(levels: usize) -> String {
+        let mut s = String::from(
+            r#"{"v":1,"sid":"s1","pvid":"p1","seq":0,"events":[{"k":"snap","t":1,"node":"#,
+        );
+        for i in 0..levels {
+            s.push_str(&format!(r#"{{"id":{},"nt":1,"tag":"div","c":["#, i + 1));
+        }
+        s.push_str(r#"{"id":0,"nt":3,"x":"*"}"#);
+        s.push_str(&"]}".repeat(levels));
+        s.push_str("}]}");
+        s
+    }
+
+    #[test]
+    fn deep_documents_parse_and_serialise_on_a_small_stack() {
+        // 1 500 nested elements: 3 000 JSON levels, past serde_json's limit of 128, on a
+        // thread with a 256 KiB stack.
+        std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(|| {
+                let text = deep_snapshot(1500);
+                assert!(json_depth(&text) > 3000);
+                let b: Batch = from_json(&text).unwrap();
+                let again = to_json(&b).unwrap();
+                assert_eq!(json_depth(&again), json_depth(&text));
+                assert_eq!(again.matches(r#""tag":"div""#).count(), 1500);
+                // Comparing or dropping the tree recurses too; neither is what this is about.
+                std::mem::forget(b);
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn nesting_past_the_limit_is_refused_before_parsing() {
+        let text = deep_snapshot(MAX_JSON_DEPTH);
+        assert!(matches!(from_json::<Batch>(&text), Err(JsonError::TooDeep)));
+        // Brackets inside strings do not count.
+        let quoted = format!(r#"["{}"]"#, "[".repeat(10_000));
+        assert_eq!(json_depth(&quoted), 1);
+        assert_eq!(json_depth(r#"["\"[", 1]"#), 1);
+        assert!(from_json::<Vec<String>>(&quoted).is_ok());
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub fn run(sessions: usize) -> anyhow::Result<()> {
             .iter()
             .map(|s| {
                 s.iter()
-                    .map(|line| serde_json::from_str::<Batch>(line).map_err(Into::into))
+                    .map(|line| crate::event::from_json::<Batch>(line).map_err(Into::into))
                     .collect()
             })
             .collect()

@@ -181,6 +181,8 @@ fn text(id: u64, len: usize) -> Node {
         svg: false,
         excl: None,
         shadow: None,
+        frame: None,
+        tpl: None,
     }
 }
 
@@ -387,6 +389,7 @@ impl Gen {
             adds: vec![],
             rems: vec![],
             attrs: vec![],
+            roots: vec![],
             texts: vec![event::TextChange {
                 id,
                 x: "*".repeat(len),
@@ -421,6 +424,8 @@ impl Gen {
             svg: false,
             excl: None,
             shadow: None,
+            frame: None,
+            tpl: None,
         };
         self.emit(Event::Mut(event::Mutation {
             t: self.t,
@@ -431,6 +436,7 @@ impl Gen {
             }],
             rems: vec![],
             attrs: vec![],
+            roots: vec![],
             texts: vec![],
         }));
     }
@@ -456,6 +462,7 @@ impl Gen {
             adds: vec![],
             rems: vec![],
             attrs,
+            roots: vec![],
             texts: vec![],
         }));
     }
@@ -946,6 +953,8 @@ impl Gen {
             svg: false,
             excl: None,
             shadow: None,
+            frame: None,
+            tpl: None,
         }
     }
 
@@ -1052,6 +1061,8 @@ impl Gen {
             svg: false,
             excl: None,
             shadow: None,
+            frame: None,
+            tpl: None,
         }
     }
 

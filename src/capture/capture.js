@@ -20,8 +20,8 @@
  * removed earlier in the same event), then `adds` in order (`n` is the id of the next
  * sibling, already present when that add is applied; 0 = append), then `attrs` (null
  * removes), then `texts`. Node ids restart at 1 for every page view (`pvid`).
- * Runaway pages (> 10 000 mutation records between two flushes) stop DOM recording for
- * the page view and emit `custom` "$breaker".
+ * Runaway pages (recording their DOM changes costs over 1.5 s of main thread in 5 s) stop
+ * DOM recording for the page view and emit `custom` "$breaker".
  */
 (function () {
   "use strict";
@@ -36,7 +36,11 @@
   var EP = C.endpoint || (cs && cs.getAttribute("data-endpoint")) ||
     (cs && cs.src ? new URL(cs.src).origin : L.origin) + "/v1/batches";
   try { EP = new URL(EP, L.href).href; } catch (e) {}
-  var FMS = +C.flushMs >= 50 ? +C.flushMs : 1000;
+  // flushMs 0 ships at the end of the task that made the events (benchmarks, tests).
+  var FMS = C.flushMs === 0 ? 0 : +C.flushMs >= 50 ? +C.flushMs : 1000;
+  // Bytes of unsent batches held for retry while the collector is away; past it the oldest
+  // are dropped, counted, and reported in the stream as custom "$lost".
+  var QB = +C.queueBytes > 0 ? +C.queueBytes : 4194304;
   var HDR = [].concat(C.headers || []).map(function (h) { return String(h).toLowerCase(); });
   var UNS = ["[data-understudy-unmask]"].concat([].concat(C.unmask || []).filter(function (s) {
     try { D.createDocumentFragment().querySelector(s); return true; } catch (e) { return false; }
@@ -52,14 +56,16 @@
   function rnd(v) { return Math.round(v) || 0; }
   function safe(f) { return function () { try { return f.apply(this, arguments); } catch (e) {} }; }
   function star(v) { return "*".repeat(v.length); }
-  function url(u) {
+  function url(u, base) {
     try {
-      var x = new URL(u, D.baseURI);
+      var x = new URL(u, base || D.baseURI);
       return /^https?:$/.test(x.protocol) ? x.origin + x.pathname : x.protocol;
     } catch (e) { return ""; }
   }
   var EPU = url(EP);
-  // The nearest element matching `sel` at or above `n`, crossing shadow roots.
+  // The nearest element matching `sel` at or above `n`, crossing shadow roots and out of
+  // template content.
+  var tplOf = new WeakMap();
   function near(n, sel) {
     while (n) {
       if (n.nodeType === 1) {
@@ -67,7 +73,7 @@
         if (m) return m;
         n = n.getRootNode();
       }
-      n = n.host || n.parentNode;
+      n = n.host || tplOf.get(n) || n.parentNode;
     }
     return null;
   }
@@ -83,11 +89,15 @@
     for (i = 0; i < 12; i++) s += (a[i] | 256).toString(16).slice(1);
     return s;
   }
-  var SID = sg("__us_sid");
-  // A tab opened by another copies its sessionStorage: start a session of its own.
-  if (!/^[\w-]{1,64}$/.test(SID || "") || (W.opener && history.length < 2)) {
-    ss("__us_sid", (SID = rid("s")));
-    ss("__us_seq", "0");
+  // Called when recording starts (after consent, if asked for): nothing is stored before.
+  var SID;
+  function session() {
+    SID = sg("__us_sid");
+    // A tab opened by another copies its sessionStorage: start a session of its own.
+    if (!/^[\w-]{1,64}$/.test(SID || "") || (W.opener && history.length < 2)) {
+      ss("__us_sid", (SID = rid("s")));
+      ss("__us_seq", "0");
+    }
   }
   function seq() {
     var n = parseInt(sg("__us_seq"), 10);
@@ -98,13 +108,15 @@
 
   /* ---------- state ---------- */
   var REC = false, ok = !C.requireConsent, PV, gen = 0, ids = new WeakMap(), nid = 1, MO = null;
-  var buf = [], tm = 0, mv = null, live = [], chain = Promise.resolve(), gone = false, mc = 0;
+  var buf = [], tm = 0, mv = null, live = [], chain = Promise.resolve(), gone = false;
+  var snapping = null, held = [], later = [], qb = 0, lost = { batches: 0, events: 0, bytes: 0 };
   var edits = new Map(), errs = new Map(), dA = new Map(), dT = new Set(), heat = new WeakMap();
 
   function push(e) {
     if (!REC) return;
+    if (snapping) return void later.push(e);
     buf.push(e);
-    if (buf.length >= 500) flush();
+    if (buf.length >= 500 && !snapping) flush();
     else if (!tm) tm = setTimeout(safe(flush), FMS);
   }
   function on(t, ty, f, cap) {
@@ -115,7 +127,7 @@
   function av(k, v, um, el) {
     var l = k.toLowerCase();
     if (l === "value") return star(v);
-    if (/^(href|src|action|xlink:href)$/.test(l)) return v[0] === "#" && el.namespaceURI === SVG ? v : url(v);
+    if (/^(href|src|action|xlink:href)$/.test(l)) return v[0] === "#" && el.namespaceURI === SVG ? v : url(v, el.baseURI);
     return um || KEEP.test(l) || (/^aria-/.test(l) && !ARIAX.test(l)) ? v : star(v);
   }
   function tx(n, um) {
@@ -123,34 +135,97 @@
     if (t === "style") return s;
     return !um || t === "textarea" || (p && p.isContentEditable) ? s.replace(/\S/g, "*") : s;
   }
-  function ser(n, um) {
-    var id = nid++, t = n.nodeType, o = { id: id, nt: t }, a = {}, k = 0, i, e, c, r;
-    ids.set(n, id);
-    if (t === 1) {
-      o.tag = n.localName;
-      if (n.namespaceURI === SVG) o.svg = true;
-      um = um || n.matches(UNS);
-      for (i = 0; i < n.attributes.length; i++) { e = n.attributes[i]; a[e.name] = av(e.name, e.value, um, n); k = 1; }
-      if (k) o.a = a;
-      if (n.hasAttribute(EXA)) { r = n.getBoundingClientRect(); o.excl = [rnd(r.width), rnd(r.height)]; return o; }
-      if (o.tag === "script") return o;
-      if (n.shadowRoot) { o.shadow = ser(n.shadowRoot, um); watch(n.shadowRoot); }
-    } else if (t === 3 || t === 4 || t === 8) { o.x = tx(n, um); return o; }
-    else if (t === 10) { o.tag = n.name; return o; }
-    c = [];
-    for (e = n.firstChild; e; e = e.nextSibling) c.push(ser(e, um));
-    if (c.length) o.c = c;
-    return o;
+  function fdoc(n) { try { return n.contentDocument; } catch (e) { return null; } }
+  /* A subtree is serialised in two steps. plan() walks the live tree once, in document
+   * order, giving every node its id and noting where it hangs (child, shadow root, iframe
+   * document, template content); it reads nothing else, so it is cheap. build() then reads
+   * attributes and text and makes the objects. A snapshot runs build() in time slices: a
+   * node's structure is fixed at plan time and mutations meanwhile are held back and
+   * applied after the snapshot, so the stream stays consistent. */
+  function plan(root, um) {
+    var L = [], st = [[root, -1, "c", um]], roots = [], e, n, t, k, d, i, j;
+    while ((e = st.pop())) {
+      n = e[0];
+      j = L.length;
+      L.push(e);
+      ids.set(n, nid++);
+      t = n.nodeType;
+      k = [];
+      if (t === 1) {
+        if (n.hasAttribute(EXA) || n.localName === "script") continue;
+        if (n.shadowRoot) k.push([n.shadowRoot, j, "shadow"]);
+        if (n.localName === "template" && n.content) { k.push([n.content, j, "tpl"]); tplOf.set(n.content, n); }
+        if (/^i?frame$/.test(n.localName)) { hook(n); if ((d = fdoc(n))) k.push([d, j, "frame"]); }
+        for (i = 0; i < k.length; i++) roots.push(k[i][0]);
+      } else if (t !== 9 && t !== 11) continue;
+      for (d = n.firstChild; d; d = d.nextSibling) k.push([d, j, "c"]);
+      // Depth first, first child on top: ids come out in document order.
+      for (i = k.length - 1; i >= 0; i--) st.push(k[i]);
+    }
+    return { L: L, i: 0, o: [], u: [], roots: roots };
   }
+  function build(P, until) {
+    var L = P.L, O = P.o, U = P.u, e, n, o, t, a, i, x, um, q, par;
+    for (; P.i < L.length; P.i++) {
+      if ((P.i & 127) === 0 && performance.now() > until) return false;
+      e = L[P.i];
+      n = e[0];
+      t = n.nodeType;
+      um = e[1] < 0 ? e[3] : U[e[1]];
+      o = O[P.i] = { id: ids.get(n), nt: t };
+      if (t === 1) {
+        o.tag = n.localName;
+        if (n.namespaceURI === SVG) o.svg = true;
+        um = um || n.matches(UNS);
+        if (n.attributes.length) {
+          a = o.a = {};
+          for (i = 0; i < n.attributes.length; i++) { x = n.attributes[i]; a[x.name] = av(x.name, x.value, um, n); }
+        }
+        if (n.hasAttribute(EXA)) { q = n.getBoundingClientRect(); o.excl = [rnd(q.width), rnd(q.height)]; }
+      } else if (t === 3 || t === 4 || t === 8) o.x = tx(n, um);
+      else if (t === 10) o.tag = n.name;
+      U[P.i] = um;
+      if ((par = O[e[1]])) {
+        if (e[2] === "c") (par.c || (par.c = [])).push(o);
+        else par[e[2]] = o;
+      }
+    }
+    P.roots.forEach(watch);
+    return true;
+  }
+  function ser(n, um) { var P = plan(n, um); build(P, 1 / 0); return P.o[0]; }
   function forget(n) {
     ids.delete(n);
     if (n.shadowRoot) forget(n.shadowRoot);
+    if (n.content && n.localName === "template") forget(n.content);
     for (var c = n.firstChild; c; c = c.nextSibling) forget(c);
   }
   function watch(root) {
     if (!MO) MO = new MutationObserver(safe(onMut));
     MO.observe(root, { childList: true, attributes: true, characterData: true, subtree: true });
   }
+  // A new root under a recorded element: a shadow root attached now, or a document loaded
+  // into an iframe. Mutations already queued go first, so the stream keeps its order.
+  function newRoot(host, r) {
+    var id = ids.get(host);
+    if (!REC || broken || !id || !r || ids.has(r)) return;
+    if (snapping) return void later.push(function () { newRoot(host, r); });
+    if (MO) onMut(MO.takeRecords());
+    push({ k: "mut", t: now(), roots: [{ id: id, node: ser(r, !!near(host, UNS)) }] });
+    watch(r);
+  }
+  var hooked = new WeakSet();
+  function hook(f) {
+    if (hooked.has(f)) return;
+    hooked.add(f);
+    f.addEventListener("load", safe(function () { newRoot(f, fdoc(f)); }));
+  }
+  var AS = W.Element && Element.prototype.attachShadow;
+  if (AS) Element.prototype.attachShadow = function () {
+    var r = AS.apply(this, arguments);
+    try { if (this.shadowRoot === r) newRoot(this, r); } catch (e) {}
+    return r;
+  };
 
   /* ---------- mutations ---------- */
   function hot(n, t) {
@@ -183,18 +258,37 @@
     if (tt.length) o.texts = tt;
     return adds.length || rems.length || at.length || tt.length ? o : null;
   }
+  // Circuit breaker: once recording DOM changes has cost more than BRK ms of main thread
+  // within 5 s (or a snapshot has more than 200 000 changes waiting), DOM recording stops
+  // for the page view and the stream says so ("$breaker"). Clicks, errors and the rest go on.
+  var BRK = +C.breakerMs > 0 ? +C.breakerMs : 1500, bw = -1 / 0, bs = 0, broken = false;
+  function trip(why) {
+    broken = true;
+    if (MO) MO.disconnect();
+    dA.clear();
+    dT.clear();
+    held = [];
+    push({ k: "custom", t: now(), name: "$breaker", data: why });
+  }
   function onMut(rs) {
-    if (!REC) return;
-    if ((mc += rs.length) > 10000) {
-      // Circuit breaker for runaway pages (> 10 000 records between two flushes): stop
-      // recording DOM changes for this page view and say so.
-      MO.disconnect();
-      return push({ k: "custom", t: now(), name: "$breaker", data: { records: mc } });
+    if (!REC || !rs.length || broken) return;
+    if (snapping) {
+      held.push.apply(held, rs);
+      return void (held.length > 200000 && trip({ held: held.length }));
     }
+    var t0 = performance.now();
+    if (t0 - bw > 5000) { bw = t0; bs = 0; }
+    mutate(rs);
+    if ((bs += performance.now() - t0) > BRK) trip({ ms: rnd(bs), records: rs.length });
+  }
+  function mutate(rs) {
     var t = now(), first = nid, A = new Map(), T = new Set(), cand = new Set(), rm = new Set(), adds = [], rems = [];
     rs.forEach(function (r) {
       var g = r.target, p, h, s;
       if (r.type === "childList") {
+        // A parent with no id is new in this callback (its own add covers it) or is inside
+        // an excluded subtree: nothing to do either way.
+        if (!ids.has(g)) return;
         // Ids are forgotten only after all records: a node moved into a removed one later
         // in the same callback must still get its own `rem`.
         r.removedNodes.forEach(function (n) {
@@ -215,7 +309,10 @@
     });
     rm.forEach(forget);
     cand.forEach(function (n) {
-      if (ids.has(n) || !n.isConnected) return;
+      // Climb to a recorded ancestor; none means the node is no longer in a recorded tree
+      // (added, then taken out again). Template content is never "connected", so this is
+      // not isConnected.
+      if (ids.has(n)) return;
       var u = n, p = n.parentNode, l = [], s, nx, i, o, um, pid;
       while (p && !ids.has(p)) { u = p; p = p.parentNode; }
       if (!p || ids.has(u) || p.localName === "script" || near(p, EXS)) return;
@@ -400,7 +497,10 @@
   function gz(s) {
     return new Response(new Blob([s]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer();
   }
-  function done(it) { var i = live.indexOf(it); if (i >= 0) live.splice(i, 1); }
+  function done(it) {
+    var i = live.indexOf(it);
+    if (i >= 0) { live.splice(i, 1); qb -= it.sz; }
+  }
   function post(it, b) {
     if (it.x || !F) return;
     var ka = size(b) <= 60000;
@@ -408,6 +508,7 @@
     F.call(W, EP, { method: "POST", body: b, keepalive: ka, mode: "cors", credentials: "omit", headers: { "Content-Type": "text/plain" } })
       .then(function (r) { if (r.status >= 500 || r.status === 429) retry(it); else done(it); }, function () { retry(it); });
   }
+  // Exponential back-off from 1 s to 30 s, with ±25% jitter so pages do not retry in step.
   function retry(it) {
     if (it.x) return;
     it.st = 3;
@@ -417,42 +518,68 @@
   function beacon(b) {
     try { return size(b) <= 65536 && navigator.sendBeacon(EP, new Blob([b], { type: "text/plain" })); } catch (e) { return false; }
   }
-  function ship(s, sync) {
-    var it = { s: s, n: 0, st: 0 }, o;
+  // Past the queue bound, the oldest batches waiting for a retry are dropped and counted.
+  function bound() {
+    for (var i = 0, o; (qb > QB || live.length > 1000) && i < live.length - 1;) {
+      o = live[i];
+      if (o.st !== 3) { i++; continue; }
+      o.x = 1;
+      clearTimeout(o.h);
+      done(o);
+      lost.batches++;
+      lost.events += o.ne;
+      lost.bytes += o.sz;
+      // A dropped batch that was itself reporting a loss hands its count on.
+      if (o.lost) { lost.batches += o.lost.batches; lost.events += o.lost.events; lost.bytes += o.lost.bytes; }
+      if (!tm) tm = setTimeout(safe(flush), FMS);
+    }
+  }
+  function ship(ev, sync) {
+    var s = batch(ev), it = { s: s, n: 0, st: 0, ne: ev.length, sz: s.length };
     if (typeof W.__understudyEmit === "function") { try { W.__understudyEmit(s); } catch (e) {} return; }
+    ev.forEach(function (e) { if (e.name === "$lost") it.lost = e.data; });
     live.push(it);
-    if (live.length > 200) { o = live.shift(); o.x = 1; clearTimeout(o.h); }
+    qb += it.sz;
+    bound();
     if (sync) return beacon(s) ? done(it) : post(it, s);
     chain = chain
       .then(function () { return W.CompressionStream && !it.x ? gz(s) : s; })
       .catch(function () { return s; })
-      .then(function (b) { it.b = b; post(it, b); })
+      .then(function (b) {
+        if (it.x) return;
+        if (b !== s) { qb += b.byteLength - it.sz; it.sz = b.byteLength; it.b = b; it.s = null; }
+        post(it, b);
+      })
       .catch(function () {});
   }
   function flush(sync) {
     clearTimeout(tm);
     tm = 0;
-    mc = 0;
     if (!REC) return;
+    if (sync && snapping) { build(snapping.P, 1 / 0); endSnap(); }
     var m = mut([], [], attrsOf(dA, 1 / 0, []), textsOf(dT, 1 / 0, [])), ev, cur = [], sz = 0;
     dA.clear();
     dT.clear();
     if (m) buf.push(m);
+    if (lost.batches) {
+      buf.push({ k: "custom", t: now(), name: "$lost", data: lost });
+      lost = { batches: 0, events: 0, bytes: 0 };
+    }
     mv = null;
     ev = buf;
     buf = [];
     if (sync) {
       ev.forEach(function (e) {
         var l = size(JSON.stringify(e));
-        if (cur.length && sz + l > 60000) { ship(batch(cur), 1); cur = []; sz = 0; }
+        if (cur.length && sz + l > 60000) { ship(cur, 1); cur = []; sz = 0; }
         cur.push(e);
         sz += l;
       });
-      if (cur.length) ship(batch(cur), 1);
+      if (cur.length) ship(cur, 1);
       live.slice().forEach(function (it) {
         if (it.st !== 1 && beacon(it.b || it.s)) { it.x = 1; clearTimeout(it.h); done(it); }
       });
-    } else if (ev.length) ship(batch(ev));
+    } else if (ev.length) ship(ev);
   }
 
   /* ---------- lifecycle ---------- */
@@ -476,18 +603,50 @@
     errs.clear();
     ids = new WeakMap();
     nid = 1;
+    snapping = null;
+    held = [];
+    later = [];
+    broken = false;
+    bs = 0;
     push(meta(load));
     var snap = safe(function () {
       if (!REC || g !== gen) return;
-      push({ k: "snap", t: now(), node: ser(D, false), sx: rnd(W.scrollX), sy: rnd(W.scrollY) });
+      var t = now(), P = plan(D, false);
+      // From here every change is observed; it is held until the snapshot is out.
       watch(D);
+      snapping = { P: P, g: g, t: t };
+      step();
     });
     if (D.readyState === "loading") D.addEventListener("DOMContentLoaded", snap, { once: true });
     else snap();
   }
+  // The snapshot is built in slices of SLICE ms; the page runs in between.
+  var SLICE = 10, tick = (function () {
+    var q = [], ch = W.MessageChannel && new MessageChannel();
+    if (!ch) return function (f) { setTimeout(f, 0); };
+    ch.port1.onmessage = function () { var f = q.shift(); if (f) f(); };
+    return function (f) { q.push(f); ch.port2.postMessage(0); };
+  })();
+  var step = safe(function () {
+    var j = snapping;
+    if (!j) return;
+    if (!REC || j.g !== gen) return void (snapping = null);
+    if (build(j.P, performance.now() + SLICE)) endSnap();
+    else tick(step);
+  });
+  function endSnap() {
+    var j = snapping, h = held, l = later;
+    snapping = null;
+    held = [];
+    later = [];
+    push({ k: "snap", t: j.t, node: j.P.o[0], sx: rnd(W.scrollX), sy: rnd(W.scrollY) });
+    onMut(h);
+    l.forEach(function (e) { if (typeof e === "function") e(); else push(e); });
+  }
   function start() {
     if (REC || !ok) return;
     REC = true;
+    session();
     begin();
   }
   function stop() {
@@ -498,8 +657,12 @@
     tm = 0;
     buf = [];
     mv = null;
+    snapping = null;
+    held = [];
+    later = [];
     live.forEach(function (it) { it.x = 1; clearTimeout(it.h); });
     live = [];
+    qb = 0;
     edits.clear();
     dA.clear();
     dT.clear();

@@ -6,7 +6,7 @@
 //!
 //! Every step is bounded: gzip is inflated through a reader capped at
 //! [`Limits::max_decoded_bytes`](super::Limits) (a gzip bomb stops there), and JSON
-//! nesting is capped by serde_json's recursion limit. Nothing here panics on any input.
+//! nesting is capped at [`MAX_DEPTH`] before parsing. Nothing here panics on any input.
 
 use std::borrow::Cow;
 use std::io::Read;
@@ -21,8 +21,8 @@ pub const MAX_SEQ: u64 = 1_000_000_000;
 pub const MIN_T: i64 = 946_684_800_000;
 /// Latest plausible timestamp (exclusive): 2100-01-01T00:00:00Z in epoch milliseconds.
 pub const MAX_T: i64 = 4_102_444_800_000;
-/// Nesting depth at which serde_json gives up (its built-in recursion limit).
-pub const MAX_DEPTH: usize = 128;
+/// Deepest JSON nesting accepted ([`crate::event::MAX_JSON_DEPTH`]).
+pub const MAX_DEPTH: usize = crate::event::MAX_JSON_DEPTH;
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
@@ -141,12 +141,9 @@ pub fn parse_batch(json: &[u8]) -> Result<Batch, DecodeError> {
     let text = std::str::from_utf8(json).map_err(|e| DecodeError::Utf8 {
         offset: e.valid_up_to(),
     })?;
-    let batch: Batch = serde_json::from_str(text).map_err(|e| {
-        if e.to_string().starts_with("recursion limit exceeded") {
-            DecodeError::TooDeep
-        } else {
-            DecodeError::Json(e)
-        }
+    let batch: Batch = crate::event::from_json(text).map_err(|e| match e {
+        crate::event::JsonError::TooDeep => DecodeError::TooDeep,
+        crate::event::JsonError::Json(e) => DecodeError::Json(e),
     })?;
     batch.validate()?;
     check_plausible(&batch)?;

@@ -627,6 +627,8 @@ mod tests {
             svg: false,
             excl: None,
             shadow: None,
+            frame: None,
+            tpl: None,
         }
     }
 
@@ -655,6 +657,7 @@ mod tests {
                 }],
                 rems: vec![],
                 attrs: vec![],
+                roots: vec![],
                 texts: vec![],
             }),
             Event::Mut(event::Mutation {
@@ -662,6 +665,7 @@ mod tests {
                 adds: vec![],
                 rems: vec![],
                 attrs: vec![event::AttrChange { id: 3, a }],
+                roots: vec![],
                 texts: vec![],
             }),
         ];
@@ -686,6 +690,7 @@ mod tests {
                 adds: vec![],
                 rems: vec![],
                 attrs: vec![event::AttrChange { id, a }],
+                roots: vec![],
                 texts: vec![],
             })
         };
@@ -707,6 +712,7 @@ mod tests {
                 adds: vec![],
                 rems: vec![event::Remove { p: 1, id: 5 }],
                 attrs: vec![],
+                roots: vec![],
                 texts: vec![],
             }),
             change(3, 5),

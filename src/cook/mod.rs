@@ -622,6 +622,7 @@ pub(crate) mod tests {
             adds: vec![],
             rems: vec![],
             attrs: vec![],
+            roots: vec![],
             texts: vec![event::TextChange {
                 id: 3,
                 x: "**".into(),

@@ -32,7 +32,14 @@ use chromiumoxide::cdp::browser_protocol::page::{
 use chromiumoxide::cdp::browser_protocol::target::{
     CreateBrowserContextParams, CreateTargetParams,
 };
-use chromiumoxide::cdp::js_protocol::runtime::{AddBindingParams, EventBindingCalled};
+use chromiumoxide::cdp::js_protocol::heap_profiler::CollectGarbageParams;
+use chromiumoxide::cdp::js_protocol::profiler::{
+    EnableParams as ProfilerEnableParams, SetSamplingIntervalParams,
+    StartParams as ProfilerStartParams, StopParams as ProfilerStopParams,
+};
+use chromiumoxide::cdp::js_protocol::runtime::{
+    AddBindingParams, EventBindingCalled, GetHeapUsageParams,
+};
 use chromiumoxide::Page;
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
@@ -245,6 +252,18 @@ impl Chromium {
 
     /// Opens a tab in a fresh browser context.
     pub async fn open(&self, opts: &TabOptions) -> Result<Tab, DriverError> {
+        self.open_tab(opts, true).await
+    }
+
+    /// Opens a tab in a fresh browser context without the settle probe, whose
+    /// MutationObserver would add work to every DOM change: for benchmarks that measure a
+    /// page's own main-thread cost (`understudy bench capture`). [`Tab::settle`] and
+    /// [`Tab::reaction_since`] do not work in such a tab.
+    pub async fn open_unprobed(&self, opts: &TabOptions) -> Result<Tab, DriverError> {
+        self.open_tab(opts, false).await
+    }
+
+    async fn open_tab(&self, opts: &TabOptions, probe: bool) -> Result<Tab, DriverError> {
         let t = self.config.call_timeout;
         let ctx = cdp(
             "Target.createBrowserContext",
@@ -275,7 +294,7 @@ impl Chromium {
             config: self.config.clone(),
         };
         tab.nav_listener = Some(tab.watch_navigation().await?);
-        tab.listener = tab.setup(opts).await?;
+        tab.listener = tab.setup(opts, probe).await?;
         Ok(tab)
     }
 
@@ -423,6 +442,7 @@ impl Tab {
     async fn setup(
         &self,
         opts: &TabOptions,
+        probe: bool,
     ) -> Result<Option<tokio::task::JoinHandle<()>>, DriverError> {
         let t = self.config.call_timeout;
         let metrics = SetDeviceMetricsOverrideParams::builder()
@@ -457,7 +477,9 @@ impl Tab {
             )
             .await?;
         }
-        self.add_init_script(PROBE_JS).await?;
+        if probe {
+            self.add_init_script(PROBE_JS).await?;
+        }
         if let Some(script) = &opts.init_script {
             self.add_init_script(script).await?;
         }
@@ -476,7 +498,7 @@ impl Tab {
                 if call.name != BINDING {
                     continue;
                 }
-                match serde_json::from_str::<Batch>(&call.payload) {
+                match crate::event::from_json::<Batch>(&call.payload) {
                     Ok(b) if b.validate().is_ok() => sink.lock().unwrap().push(b),
                     Ok(_) | Err(_) => tracing::warn!("capture binding sent an invalid batch"),
                 }
@@ -777,6 +799,67 @@ impl Tab {
         )
         .await
         .map(|_| ())
+    }
+
+    /// Forces a full garbage collection in the page's JavaScript heap.
+    pub async fn collect_garbage(&self) -> Result<(), DriverError> {
+        cdp(
+            "HeapProfiler.collectGarbage",
+            self.config.call_timeout,
+            self.page.execute(CollectGarbageParams::default()),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The page's JavaScript heap: (used, allocated) bytes.
+    pub async fn heap_usage(&self) -> Result<(f64, f64), DriverError> {
+        let r = cdp(
+            "Runtime.getHeapUsage",
+            self.config.call_timeout,
+            self.page.execute(GetHeapUsageParams::default()),
+        )
+        .await?;
+        Ok((r.result.used_size, r.result.total_size))
+    }
+
+    /// Starts V8's sampling CPU profiler in this tab, sampling every `interval_us`.
+    pub async fn profile_start(&self, interval_us: i64) -> Result<(), DriverError> {
+        let t = self.config.call_timeout;
+        cdp(
+            "Profiler.enable",
+            t,
+            self.page.execute(ProfilerEnableParams::default()),
+        )
+        .await?;
+        cdp(
+            "Profiler.setSamplingInterval",
+            t,
+            self.page
+                .execute(SetSamplingIntervalParams::new(interval_us)),
+        )
+        .await?;
+        cdp(
+            "Profiler.start",
+            t,
+            self.page.execute(ProfilerStartParams::default()),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Stops the CPU profiler and returns its profile (the `.cpuprofile` JSON DevTools opens).
+    pub async fn profile_stop(&self) -> Result<serde_json::Value, DriverError> {
+        let r = cdp(
+            "Profiler.stop",
+            self.config.call_timeout,
+            self.page.execute(ProfilerStopParams::default()),
+        )
+        .await?;
+        serde_json::to_value(&r.result.profile).map_err(|e| DriverError::Cdp {
+            what: "Profiler.stop",
+            message: e.to_string(),
+        })
     }
 
     /// A copy of the batches capture.js has handed over so far (capturing tabs only).

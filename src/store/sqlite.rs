@@ -98,7 +98,7 @@ fn put_in(
     batch.validate().map_err(|e| invalid(e.to_string()))?;
     let seq =
         i64::try_from(batch.seq).map_err(|_| invalid("seq does not fit in 63 bits".into()))?;
-    let events = serde_json::to_string(&batch.events)
+    let events = crate::event::to_json(&batch.events)
         .map_err(|e| invalid(format!("events cannot be encoded: {e}")))?;
     let facts = BatchFacts::of(batch);
 
@@ -261,7 +261,7 @@ impl SessionStore for SqliteStore {
             };
             let json: String = row.get(4)?;
             let events: Vec<Event> =
-                serde_json::from_str(&json).map_err(|e| corrupt(e.to_string()))?;
+                crate::event::from_json(&json).map_err(|e| corrupt(e.to_string()))?;
             batches.push(Batch {
                 v: row.get(1)?,
                 sid: sid.to_string(),
