@@ -22,6 +22,7 @@ pub mod demo;
 pub mod compare;
 pub mod scenario;
 pub mod report;
+pub mod replay;
 // Supporting modules.
 pub mod bench;
 pub mod cli;

@@ -48,6 +48,22 @@ fn results(out: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap()
 }
 
+/// Every session the report shows links its replay, written beside the report from the
+/// kept simulated sessions.
+fn assert_replays_linked(out: &Path, r: &Value) {
+    let sessions = r["sessions"].as_array().unwrap();
+    assert!(!sessions.is_empty(), "the report shows sessions");
+    let html = std::fs::read_to_string(out.join("report/index.html")).unwrap();
+    for s in sessions {
+        let sid = s["session_id"].as_str().unwrap();
+        let link = format!("replays/{sid}.html");
+        assert_eq!(s["replay"], link.as_str(), "{s}");
+        assert!(html.contains(&format!("href=\"{link}\"")), "{link} linked");
+        let player = std::fs::read_to_string(out.join("report").join(&link)).unwrap();
+        assert!(player.contains("id=\"replay-frame\""), "{link} is a player");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulated_users_gate_builds_and_shards_merge_to_the_same_verdict() {
     let dir = tempfile::tempdir().unwrap();
@@ -108,6 +124,7 @@ async fn simulated_users_gate_builds_and_shards_merge_to_the_same_verdict() {
         assert!(out_fail.join(f).exists(), "{f} written");
     }
     let r = results(&out_fail);
+    assert_replays_linked(&out_fail, &r);
     let delta = r["checks"][0]["estimate"].as_f64().unwrap();
     assert!(
         delta < -0.05,
@@ -149,6 +166,7 @@ async fn simulated_users_gate_builds_and_shards_merge_to_the_same_verdict() {
     let (code, _, err) = run(&args);
     assert_eq!(code, 1, "merged shards fail like the single run: {err}");
     let (one, many) = (results(&out_fail), results(&merged));
+    assert_replays_linked(&merged, &many);
     assert_eq!(one["outcome"]["verdict"], many["outcome"]["verdict"]);
     assert_eq!(one["pairs"], many["pairs"]);
     assert_eq!(

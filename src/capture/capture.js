@@ -20,7 +20,7 @@
  * removed earlier in the same event), then `adds` in order (`n` is the id of the next
  * sibling, already present when that add is applied; 0 = append), then `attrs` (null
  * removes), then `texts`. Node ids restart at 1 for every page view (`pvid`).
- * Runaway pages (recording their DOM changes costs over 1.5 s of main thread in 5 s) stop
+ * Runaway pages (recording their DOM changes costs over 1 s of main thread in 5 s) stop
  * DOM recording for the page view and emit `custom` "$breaker".
  */
 (function () {
@@ -162,7 +162,9 @@
       // Depth first, first child on top: ids come out in document order.
       for (i = k.length - 1; i >= 0; i--) st.push(k[i]);
     }
-    return { L: L, i: 0, o: [], u: [], roots: roots };
+    // Watched now, not when built: what the parser or the page adds meanwhile is held.
+    roots.forEach(watch);
+    return { L: L, i: 0, o: [], u: [] };
   }
   function build(P, until) {
     var L = P.L, O = P.o, U = P.u, e, n, o, t, a, i, x, um, q, par;
@@ -190,7 +192,6 @@
         else par[e[2]] = o;
       }
     }
-    P.roots.forEach(watch);
     return true;
   }
   function ser(n, um) { var P = plan(n, um); build(P, 1 / 0); return P.o[0]; }
@@ -259,9 +260,9 @@
     return adds.length || rems.length || at.length || tt.length ? o : null;
   }
   // Circuit breaker: once recording DOM changes has cost more than BRK ms of main thread
-  // within 5 s (or a snapshot has more than 200 000 changes waiting), DOM recording stops
+  // (a fifth) within 5 s (or a snapshot has more than 200 000 changes waiting), DOM recording stops
   // for the page view and the stream says so ("$breaker"). Clicks, errors and the rest go on.
-  var BRK = +C.breakerMs > 0 ? +C.breakerMs : 1500, bw = -1 / 0, bs = 0, broken = false;
+  var BRK = +C.breakerMs > 0 ? +C.breakerMs : 1000, bw = -1 / 0, bs = 0, broken = false;
   function trip(why) {
     broken = true;
     if (MO) MO.disconnect();
@@ -364,7 +365,8 @@
   }
   function txt(e) {
     var w = D.createTreeWalker(e, 4), s = "", n;
-    while ((n = w.nextNode()) && s.length < 400) if (!/^(script|style|textarea|select|option)$/.test(n.parentNode.localName)) s += n.data;
+    // Never the text of fields or of contenteditable areas: that is what people typed.
+    while ((n = w.nextNode()) && s.length < 400) if (!/^(script|style|textarea|select|option)$/.test(n.parentNode.localName) && !n.parentNode.isContentEditable) s += n.data;
     return s.replace(/\s+/g, " ").trim().slice(0, 60);
   }
   function aname(e) {
@@ -373,7 +375,7 @@
       v = v.split(/\s+/).map(function (x) { x = D.getElementById(x); return x ? txt(x) : ""; }).join(" ");
     if (!v && t === "input" && /^(button|submit|reset)$/.test(e.type)) v = e.value;
     if (!v && t === "img") v = e.alt;
-    if (!v && !FIELD.test(t)) v = txt(e) || ((i = e.querySelector("img[alt]")) && i.alt);
+    if (!v && !FIELD.test(t) && !e.isContentEditable) v = txt(e) || ((i = e.querySelector("img[alt]")) && i.alt);
     return v ? v.replace(/\s+/g, " ").trim().slice(0, 60) : "";
   }
   function tgt(e) {
@@ -463,6 +465,7 @@
   function scrub(m) {
     return String(m)
       .replace(/[\w.+-]+@[\w-]+(\.[\w-]+)+/g, "<email>")
+      .replace(/[?#][^\s"'`]*=[^\s"'`]*/g, "?\u2026")
       .replace(/'[^']*'|"[^"]*"|`[^`]*`/g, '"\u2026"')
       .replace(/\d+/g, "0")
       .slice(0, 300);
@@ -534,14 +537,23 @@
       if (!tm) tm = setTimeout(safe(flush), FMS);
     }
   }
-  function ship(ev, sync) {
+  // Queues a batch; unless `held`, compresses it (in order) and posts it.
+  function ship(ev, held) {
     var s = batch(ev), it = { s: s, n: 0, st: 0, ne: ev.length, sz: s.length };
     if (typeof W.__understudyEmit === "function") { try { W.__understudyEmit(s); } catch (e) {} return; }
     ev.forEach(function (e) { if (e.name === "$lost") it.lost = e.data; });
+    enqueue(it);
+    if (held) it.st = 4;
+    else send(it);
+  }
+  function enqueue(it) {
     live.push(it);
     qb += it.sz;
     bound();
-    if (sync) return beacon(s) ? done(it) : post(it, s);
+  }
+  function send(it) {
+    var s = it.s;
+    it.st = 0;
     chain = chain
       .then(function () { return W.CompressionStream && !it.x ? gz(s) : s; })
       .catch(function () { return s; })
@@ -552,7 +564,48 @@
       })
       .catch(function () {});
   }
-  function flush(sync) {
+  /* At page hide, keepalive requests may carry 64 KiB in all. What waits goes by beacon,
+   * oldest first, while it fits. When the page is leaving, the rest is kept in
+   * sessionStorage and sent by the session's next page view (the collector ignores a batch
+   * it already has); when it is only hidden, the rest goes on as usual. */
+  var STASH = "__us_stash";
+  function hide(leaving) {
+    var room = 65536, keep = [], n = 0, x = { batches: 0, events: 0, bytes: 0 };
+    live.forEach(function (it) { if (it.st === 1) room -= it.sz; });
+    live.slice().forEach(function (it) {
+      if (it.st === 1) return;
+      var b = it.b || it.s, z = size(b);
+      if (z <= room && beacon(b)) { room -= z; it.x = 1; clearTimeout(it.h); done(it); }
+      else if (!leaving) { if (it.st === 4) send(it); }
+      else if ((n += z) <= 2e6) keep.push(it.b ? [1, latin1(new Uint8Array(it.b))] : [0, it.s]);
+      else { x.batches++; x.events += it.ne; x.bytes += z; }
+    });
+    if (leaving && (keep.length || x.batches)) {
+      try { sessionStorage.setItem(STASH, JSON.stringify({ q: keep, lost: x })); } catch (e) {}
+    }
+  }
+  function latin1(u) {
+    for (var s = "", i = 0; i < u.length; i += 8192) s += String.fromCharCode.apply(null, u.subarray(i, i + 8192));
+    return s;
+  }
+  // Sends what the session's previous page view could not, and reports what it dropped.
+  function unstash() {
+    var v;
+    try { v = JSON.parse(sessionStorage.getItem(STASH) || "null"); sessionStorage.removeItem(STASH); } catch (e) { return; }
+    if (!v || !v.q) return;
+    v.q.forEach(function (e) {
+      var it = { s: e[0] ? null : String(e[1]), n: 0, st: 0, ne: 0, sz: String(e[1]).length }, u, i;
+      if (e[0]) {
+        u = new Uint8Array(e[1].length);
+        for (i = 0; i < u.length; i++) u[i] = e[1].charCodeAt(i);
+        it.b = u.buffer;
+      }
+      enqueue(it);
+      post(it, it.b || it.s);
+    });
+    if (v.lost && v.lost.batches) ["batches", "events", "bytes"].forEach(function (k) { lost[k] += +v.lost[k] || 0; });
+  }
+  function flush(sync, leaving) {
     clearTimeout(tm);
     tm = 0;
     if (!REC) return;
@@ -569,6 +622,7 @@
     ev = buf;
     buf = [];
     if (sync) {
+      // Uncompressed (compression is asynchronous), in batches that fit a beacon.
       ev.forEach(function (e) {
         var l = size(JSON.stringify(e));
         if (cur.length && sz + l > 60000) { ship(cur, 1); cur = []; sz = 0; }
@@ -576,9 +630,7 @@
         sz += l;
       });
       if (cur.length) ship(cur, 1);
-      live.slice().forEach(function (it) {
-        if (it.st !== 1 && beacon(it.b || it.s)) { it.x = 1; clearTimeout(it.h); done(it); }
-      });
+      hide(leaving);
     } else if (ev.length) ship(ev);
   }
 
@@ -647,6 +699,7 @@
     if (REC || !ok) return;
     REC = true;
     session();
+    unstash();
     begin();
   }
   function stop() {
@@ -713,7 +766,7 @@
   on(D, "visibilitychange", function () {
     var h = D.visibilityState === "hidden";
     if (!gone) push({ k: "vis", t: now(), hidden: h });
-    if (h) flush(1);
+    if (h) flush(1, false);
   });
   var lastU = url(L.href);
   function nav(k) {
@@ -725,7 +778,7 @@
   on(W, "hashchange", function () { nav("hash"); });
   function bye() {
     if (!gone) { settleAll(); nav("leave"); gone = true; }
-    flush(1);
+    flush(1, true);
   }
   on(W, "pagehide", bye, false);
   // A CDP binding call made in pagehide is lost when a navigation commits: the simulator's

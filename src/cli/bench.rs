@@ -11,6 +11,25 @@ pub(super) fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
         } => crate::bench::collect::run(sessions, connections)?,
         BenchCommand::Fit { sessions } => crate::bench::fit::run(sessions)?,
         BenchCommand::Click => crate::bench::click::run()?,
+        BenchCommand::Capture {
+            soak: Some(secs), ..
+        } => crate::bench::capture::soak(secs)?,
+        BenchCommand::Capture {
+            rrweb,
+            capture_min,
+            runs,
+            only,
+            quiet_ms,
+            profile,
+            soak: None,
+        } => crate::bench::capture::run(crate::bench::capture::Options {
+            rrweb,
+            capture_min,
+            runs,
+            only,
+            quiet_ms,
+            profile,
+        })?,
     }
     Ok(exit_code::SUCCESS)
 }

@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context};
 
 use super::gate::{
-    decide, fnv1a, now_utc, publish_quiet, results, run_sequential, runner_config, runtime,
-    LoadedModel, RunMeta,
+    decide, fnv1a, now_utc, publish_quiet, results, run_sequential, runner_config, runtime, Keeper,
+    LoadedModel, RunMeta, SIMULATED_DB,
 };
+use super::replay::attach_replays;
 use super::{DemoArgs, DemoCommand};
 use crate::compare::{
     newcombe_unpaired_interval, tango_interval, Interval, Metric, Pair, PairedTable,
@@ -216,12 +217,29 @@ fn demo(args: DemoArgs) -> anyhow::Result<i32> {
             let started = now_utc();
             let started_at = Instant::now();
             eprintln!("gating {}…", build.name());
-            let pairs = run_sequential(&runner, &sc, &base_url, &url, &|_, _, _| {}).await?;
+            // The candidate's folder keeps its simulated sessions (both builds) for replays.
+            let build_out = out.join(build.name());
+            std::fs::create_dir_all(&build_out)
+                .with_context(|| format!("cannot create {}", build_out.display()))?;
+            let kept = build_out.join(SIMULATED_DB);
+            for suffix in ["", "-wal", "-shm"] {
+                let mut name = kept.clone().into_os_string();
+                name.push(suffix);
+                let _ = std::fs::remove_file(name);
+            }
+            let keeper = Keeper::open(&build_out);
+            let pairs = run_sequential(&runner, &sc, &base_url, &url, &|_, b, c| {
+                keeper.keep(b);
+                keeper.keep(c);
+            })
+            .await?;
+            drop(keeper);
             let decision = decide(&sc, &pairs)?;
             let chromium_version = runner.browser_version().to_string();
             let meta = RunMeta::unsharded(&sc, &loaded, chromium_version, started, started_at);
-            let res = results(&meta, &pairs, &decision)?;
-            let code = publish_quiet(&res, &out.join(build.name()))?;
+            let mut res = results(&meta, &pairs, &decision)?;
+            attach_replays(&mut res, &[kept], &build_out);
+            let code = publish_quiet(&res, &build_out)?;
             let conv = res
                 .checks
                 .iter()

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use anyhow::{anyhow, Context};
 
+use super::replay::attach_replays;
 use super::{GateArgs, MergeArgs, SimulateArgs};
 use crate::compare::Pair;
 use crate::compare::{
@@ -84,12 +85,12 @@ fn progress(total: u64, what: &str) -> Option<indicatif::ProgressBar> {
 }
 
 /// Keeps simulated sessions in a SQLite file for replay; best effort.
-struct Keeper {
+pub(super) struct Keeper {
     store: Option<Mutex<SqliteStore>>,
 }
 
 impl Keeper {
-    fn open(out: &Path) -> Keeper {
+    pub(super) fn open(out: &Path) -> Keeper {
         let store = SqliteStore::open(&out.join(SIMULATED_DB))
             .map_err(|e| tracing::warn!(error = %e, "not keeping simulated sessions"))
             .ok()
@@ -97,7 +98,7 @@ impl Keeper {
         Keeper { store }
     }
 
-    fn keep(&self, r: &Recorded) {
+    pub(super) fn keep(&self, r: &Recorded) {
         if let Some(store) = &self.store {
             if let Err(e) = store.lock().unwrap().put_batches(&r.session.batches, 0) {
                 tracing::warn!(error = %e, "could not keep a simulated session");
@@ -518,11 +519,13 @@ pub(super) fn gate(args: GateArgs) -> anyhow::Result<i32> {
         }
         let decision = decide(&sc, &pairs)?;
         let meta = RunMeta::unsharded(&sc, &loaded, chromium_version, started, started_at);
-        let results = results(&meta, &pairs, &decision)?;
+        let mut results = results(&meta, &pairs, &decision)?;
         write_outcomes(&out, &pairs)?;
         if let Ok(r) = Arc::try_unwrap(runner) {
             r.shutdown().await;
         }
+        drop(keeper);
+        attach_replays(&mut results, &[out.join(SIMULATED_DB)], &out);
         publish(&results, &out)
     })
 }
@@ -576,9 +579,19 @@ pub(super) fn merge(args: MergeArgs) -> anyhow::Result<i32> {
         started_at,
         infrastructure_errors: Vec::new(),
     };
-    let results = results(&meta, &pairs, &decision)?;
+    let mut results = results(&meta, &pairs, &decision)?;
     std::fs::create_dir_all(&args.out)?;
     write_outcomes(&args.out, &pairs)?;
+    // Each shard kept its sessions beside its blob.
+    let kept: Vec<PathBuf> = args
+        .blobs
+        .iter()
+        .map(|b| match b.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.join(SIMULATED_DB),
+            _ => PathBuf::from(SIMULATED_DB),
+        })
+        .collect();
+    attach_replays(&mut results, &kept, &args.out);
     publish(&results, &args.out)
 }
 

@@ -14,6 +14,7 @@ mod cook;
 mod demo;
 mod fit;
 mod gate;
+mod replay;
 mod sessions;
 
 /// Rehearse a deploy with synthetic users learned from real ones.
@@ -36,6 +37,8 @@ pub enum Command {
     Sessions(SessionsCommand),
     /// Turn recorded sessions into actions, signals and outcomes.
     Cook(CookArgs),
+    /// Write a self-contained HTML player for one recorded session.
+    Replay(ReplayArgs),
     /// Fit a Markov behaviour model from recorded sessions.
     Fit(FitArgs),
     /// Inspect a fitted model.
@@ -110,6 +113,18 @@ pub struct CookArgs {
     /// `[NAME=]request:METHOD /path/*`. Repeatable.
     #[arg(long = "goal", value_name = "SPEC")]
     pub goals: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Session id (see `sessions list`).
+    pub session: String,
+    /// SQLite file the session is stored in.
+    #[arg(long)]
+    pub db: PathBuf,
+    /// Where to write the player (one HTML file, no network needed; opens from file://).
+    #[arg(long, short)]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -255,6 +270,35 @@ pub enum BenchCommand {
     /// The simulator's click (one evaluate + mouse events) against chromiumoxide's
     /// `Element::click`, in real Chromium on the demo shop.
     Click,
+    /// capture.js against rrweb's recorder in the same Chromium: rrweb's six mutation
+    /// workloads and a 100 000-node snapshot (time to emit, longest task, gzipped bytes).
+    /// `scripts/bench-capture` installs rrweb and terser and runs this.
+    Capture {
+        /// rrweb's recorder as a UMD bundle (`@rrweb/record/dist/record.umd.min.cjs` or
+        /// `rrweb/dist/rrweb.umd.min.cjs`); without it only capture.js and no recorder run.
+        #[arg(long)]
+        rrweb: Option<PathBuf>,
+        /// capture.js minified (e.g. by terser), for the script-size line.
+        #[arg(long)]
+        capture_min: Option<PathBuf>,
+        /// Runs per workload and recorder (medians are reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Only these workloads (repeatable), e.g. `--only snapshot-100k`.
+        #[arg(long)]
+        only: Vec<String>,
+        /// A run ends after this long without a recorder emission (ms).
+        #[arg(long, default_value_t = 300)]
+        quiet_ms: u64,
+        /// Write a CPU profile per workload and recorder (one extra run each) into this
+        /// folder and print where the recorders spent their time.
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// Instead: record a continuously mutating page with capture.js for SECS seconds,
+        /// printing the JS heap after a forced GC every 10 s.
+        #[arg(long, value_name = "SECS")]
+        soak: Option<u64>,
+    },
 }
 
 /// Parses the command line, runs it, and returns the process exit code.
@@ -290,6 +334,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Collect(args) => collect::run(args),
         Command::Sessions(cmd) => sessions::run(cmd),
         Command::Cook(args) => cook::run(args),
+        Command::Replay(args) => replay::run(args),
         Command::Fit(args) => fit::run(args),
         Command::Model(ModelCommand::Show { file, top }) => fit::show(&file, top),
         Command::Simulate(args) => gate::simulate(args),

@@ -58,6 +58,7 @@ pub mod markdown;
 pub use example::{example, Example};
 pub use github::{annotations, append_step_summary};
 pub use html::render_html;
+pub(crate) use html::script_json;
 pub use json::{from_json, to_json};
 pub use junit::render_junit;
 pub use markdown::render_summary;

@@ -433,3 +433,237 @@ pub async fn record_population(site: SocketAddr, people: u64, at_once: usize) {
         c.close().await;
     }
 }
+
+/// A free loopback address (for a collector that must come back on the same port).
+pub fn free_addr() -> SocketAddr {
+    format!("127.0.0.1:{}", free_port()).parse().unwrap()
+}
+
+impl Collector {
+    /// A collector on exactly `addr`, e.g. a new process on the port of one that was killed.
+    /// Retries for a few seconds while the port is still taken.
+    pub fn start_at(db: &Path, addr: SocketAddr) -> Collector {
+        let start = Instant::now();
+        loop {
+            let child = Command::new(bin())
+                .args(["collect", "--listen", &addr.to_string(), "--db"])
+                .arg(db)
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("spawn collector");
+            let mut c = Collector {
+                child,
+                addr,
+                db: db.to_path_buf(),
+            };
+            if c.wait_ready(Duration::from_secs(10)) {
+                return c;
+            }
+            let _ = c.child.kill();
+            let _ = c.child.wait();
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "collector did not start on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Kills the process at once (SIGKILL: no graceful shutdown, like a crash).
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One request a [`Tap`] saw.
+#[derive(Debug, Clone)]
+pub struct Tapped {
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Body bytes exactly as the page sent them (gzip'd or not).
+    pub body_len: usize,
+    /// What the upstream answered (502 when it could not be reached).
+    pub status: u16,
+    pub at: Instant,
+}
+
+/// A loopback HTTP proxy in front of a collector: it forwards every request unchanged and
+/// records method, path and body size, so a test can count what a page sent and how big.
+pub struct Tap {
+    pub addr: SocketAddr,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Tapped>>>,
+}
+
+impl Tap {
+    pub async fn start(upstream: SocketAddr) -> Tap {
+        use axum::body::Body;
+        use axum::extract::Request;
+        use axum::http::{header, HeaderValue, StatusCode};
+        use axum::response::{IntoResponse, Response};
+        use http_body_util::BodyExt;
+
+        type Seen = std::sync::Arc<std::sync::Mutex<Vec<Tapped>>>;
+        async fn forward(
+            upstream: SocketAddr,
+            parts: axum::http::request::Parts,
+            body: axum::body::Bytes,
+        ) -> Result<Response, Box<dyn std::error::Error + Send + Sync>> {
+            let stream = tokio::net::TcpStream::connect(upstream).await?;
+            let (mut send, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+            tokio::spawn(conn);
+            let path = parts
+                .uri
+                .path_and_query()
+                .map_or("/".to_string(), |p| p.to_string());
+            let mut req = hyper::Request::builder().method(parts.method).uri(path);
+            for (k, v) in &parts.headers {
+                if !matches!(
+                    k.as_str(),
+                    "host" | "connection" | "keep-alive" | "transfer-encoding"
+                ) {
+                    req = req.header(k, v);
+                }
+            }
+            let req = req
+                .header(header::HOST, upstream.to_string())
+                .body(http_body_util::Full::new(body))?;
+            let resp = send.send_request(req).await?;
+            let (mut parts, body) = resp.into_parts();
+            parts.headers.remove(header::TRANSFER_ENCODING);
+            parts.headers.remove(header::CONNECTION);
+            let bytes = body.collect().await?.to_bytes();
+            Ok(Response::from_parts(parts, Body::from(bytes)))
+        }
+        async fn handle(
+            axum::extract::State((upstream, seen)): axum::extract::State<(SocketAddr, Seen)>,
+            req: Request,
+        ) -> Response {
+            let (parts, body) = req.into_parts();
+            let body = axum::body::to_bytes(body, 64 << 20)
+                .await
+                .unwrap_or_default();
+            let method = parts.method.to_string();
+            let path = parts.uri.to_string();
+            let body_len = body.len();
+            let resp = match forward(upstream, parts, body).await {
+                Ok(r) => r,
+                Err(_) => {
+                    let mut r = StatusCode::BAD_GATEWAY.into_response();
+                    r.headers_mut().insert(
+                        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                        HeaderValue::from_static("*"),
+                    );
+                    r
+                }
+            };
+            seen.lock().unwrap().push(Tapped {
+                method,
+                path,
+                body_len,
+                status: resp.status().as_u16(),
+                at: Instant::now(),
+            });
+            resp
+        }
+        let seen: Seen = Default::default();
+        let app = Router::new()
+            .fallback(handle)
+            .with_state((upstream, seen.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Tap { addr, seen }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every request seen so far, in the order they were answered.
+    pub fn requests(&self) -> Vec<Tapped> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// Evaluates `js` in the page (awaiting a promise it returns) and returns its value.
+pub async fn eval<T: serde::de::DeserializeOwned>(page: &Page, js: &str) -> T {
+    use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
+    let params = EvaluateParams::builder()
+        .expression(js)
+        .await_promise(true)
+        .return_by_value(true)
+        .build()
+        .unwrap();
+    let res = page
+        .evaluate_expression(params)
+        .await
+        .unwrap_or_else(|e| panic!("evaluating {js}: {e}"));
+    res.into_value()
+        .unwrap_or_else(|e| panic!("evaluating {js}: {e}"))
+}
+
+/// One stored batch, read straight from the SQLite file (events as the raw stored JSON).
+#[derive(Debug, Clone)]
+pub struct StoredBatch {
+    pub sid: String,
+    pub seq: u64,
+    pub pvid: String,
+    pub events: Vec<serde_json::Value>,
+}
+
+/// Every batch in `db`, by session and seq, through a read-only connection (it neither
+/// writes nor checkpoints, so the collector's files stay as they are). Empty while the
+/// database does not exist yet.
+pub fn stored_batches(db: &Path) -> Vec<StoredBatch> {
+    use rusqlite::{Connection, OpenFlags};
+    if !db.exists() {
+        return Vec::new();
+    }
+    let conn = Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .expect("open the database read-only");
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    let mut stmt = match conn
+        .prepare("SELECT session_id, seq, pvid, events FROM batches ORDER BY session_id, seq")
+    {
+        Ok(s) => s,
+        // The collector has not created its tables yet.
+        Err(_) => return Vec::new(),
+    };
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(StoredBatch {
+                sid: r.get(0)?,
+                seq: r.get::<_, i64>(1)? as u64,
+                pvid: r.get(2)?,
+                events: serde_json::from_str(&r.get::<_, String>(3)?).expect("events are JSON"),
+            })
+        })
+        .unwrap();
+    rows.collect::<Result<_, _>>().unwrap()
+}
+
+/// Every byte of every file under `dir` (the database, its -wal and -shm, anything else).
+pub fn all_bytes(dir: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if let Ok(b) = std::fs::read(&p) {
+                out.extend(b);
+            }
+        }
+    }
+    out
+}

@@ -1,4 +1,6 @@
-//! Fidelity: the DOM rebuilt from a recording equals the live DOM, serialised the same way.
+//! capture.js in real Chromium: fidelity (the DOM rebuilt from a recording equals the live
+//! DOM, serialised the same way) and main-thread protection (sliced snapshot, storm
+//! throttling, circuit breaker).
 //!
 //! Real headless Chromium records the fixture pages in `tests/fixtures/fidelity` (SPA
 //! routing, forms, same-origin iframes, shadow DOM, `<template>`, SVG) and rrweb's six
@@ -40,7 +42,12 @@ const FIXTURES: &[(&str, &str)] = &[
     ("misc", include_str!("fixtures/fidelity/misc.html")),
 ];
 
-/// Pages under `/fidelity/{name}.html` and `/bench/{name}.html`, and a blank page for rebuilds.
+const GUARD: &[(&str, &str)] = &[
+    ("storm", include_str!("fixtures/capture/storm.html")),
+    ("runaway", include_str!("fixtures/capture/runaway.html")),
+];
+
+/// Pages under `/fidelity/{name}.html`, `/guard/{name}.html` and `/bench/{name}.html`, and a blank page for rebuilds.
 async fn serve() -> SocketAddr {
     let mut pages: HashMap<String, String> = FIXTURES
         .iter()
@@ -48,6 +55,9 @@ async fn serve() -> SocketAddr {
         .collect();
     for (name, html) in understudy::bench::capture::workload_pages() {
         pages.insert(format!("bench/{name}.html"), html);
+    }
+    for (name, html) in GUARD {
+        pages.insert(format!("guard/{name}.html"), html.to_string());
     }
     pages.insert(
         "rebuild.html".into(),
@@ -85,6 +95,25 @@ async fn init_script(page: &Page, source: &str) {
     )
     .await
     .unwrap();
+}
+
+/// A fresh page where capture.js runs with `config` and hands its batches to the in-page
+/// array `__batches` (`__snapped` turns true with the snapshot); rebuild.js is loaded too,
+/// for `canon`.
+async fn recording_page(chromium: &Chromium, config: &str) -> Page {
+    let page = chromium.isolated_page().await;
+    init_script(
+        &page,
+        &format!(
+            "window.understudyConfig = {config}; window.__batches = []; \
+             window.__understudyEmit = function (s) {{ __batches.push(s); \
+             if (s.indexOf('\"k\":\"snap\"') >= 0) window.__snapped = true; }};"
+        ),
+    )
+    .await;
+    init_script(&page, REBUILD_JS).await;
+    init_script(&page, understudy::capture::SCRIPT).await;
+    page
 }
 
 async fn eval<T: serde::de::DeserializeOwned>(page: &Page, js: &str) -> T {
@@ -176,19 +205,8 @@ async fn check_page(
     name: &str,
     masked: bool,
 ) -> Vec<Checkpoint> {
-    let page = chromium.isolated_page().await;
     let unmask = if masked { "[]" } else { "['*']" };
-    init_script(
-        &page,
-        &format!(
-            "window.understudyConfig = {{ flushMs: 0, unmask: {unmask} }}; window.__batches = []; \
-             window.__understudyEmit = function (s) {{ __batches.push(s); \
-             if (s.indexOf('\"k\":\"snap\"') >= 0) window.__snapped = true; }};"
-        ),
-    )
-    .await;
-    init_script(&page, REBUILD_JS).await;
-    init_script(&page, understudy::capture::SCRIPT).await;
+    let page = recording_page(chromium, &format!("{{ flushMs: 0, unmask: {unmask} }}")).await;
     page.goto(url).await.unwrap();
     page.wait_for_navigation().await.unwrap();
     // The benchmark pages have one step, `workload()` (a no-op on the snapshot page).
@@ -310,4 +328,127 @@ fn the_fixture_pages_all_have_steps() {
             assert!(html.contains("window.steps"), "{name} has no steps");
         }
     }
+}
+
+/// Every event recorded so far on `page`, as JSON values, in stream order.
+async fn events(page: &Page) -> Vec<serde_json::Value> {
+    let raw: Vec<String> = eval(page, "__batches").await;
+    raw.iter()
+        .flat_map(|s| {
+            let b: serde_json::Value = serde_json::from_str(s).unwrap();
+            b["events"].as_array().unwrap().clone()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn main_thread_is_protected() {
+    let site = serve().await;
+    let chromium = Chromium::launch().await;
+
+    // The 100 000-node snapshot is built in slices: a ticker in the page gets turns while
+    // it is under way, and the snapshot still equals the page.
+    let page = recording_page(
+        &chromium,
+        "{ flushMs: 0 }; (function () { var c = new MessageChannel(); window.__ticks = []; \
+         c.port1.onmessage = function () { __ticks.push(performance.now()); \
+         if (!window.__snapped) c.port2.postMessage(0); }; \
+         document.addEventListener('DOMContentLoaded', function () { \
+         window.__t0 = performance.now(); c.port2.postMessage(0); }); })()",
+    )
+    .await;
+    page.goto(format!("http://{site}/bench/snapshot-100k.html"))
+        .await
+        .unwrap();
+    quiet(&page).await;
+    let turns: usize = eval(&page, "__ticks.filter(t => t > __t0).length").await;
+    assert!(
+        turns >= 3,
+        "the page got {turns} turns while the snapshot was built: it ran in one task"
+    );
+    let live: String = eval(
+        &page,
+        "UnderstudyRebuild.canon(document, { live: true, mask: true })",
+    )
+    .await;
+    let snap = events(&page)
+        .await
+        .into_iter()
+        .find(|e| e["k"] == "snap")
+        .expect("a snapshot");
+    let nodes = snap.to_string().matches("\"nt\":").count();
+    assert!(nodes > 100_000, "snapshot has {nodes} nodes");
+    assert!(live.lines().count() > 100_000);
+    common::close_tab(page).await;
+
+    // An attribute storm on one node (3 000 changes in about a second) is throttled: the
+    // node's changes are folded to a few per flush, and the last value arrives.
+    let page = recording_page(&chromium, "{ flushMs: 200, unmask: ['*'] }").await;
+    page.goto(format!("http://{site}/guard/storm.html"))
+        .await
+        .unwrap();
+    let _: bool = eval(&page, "window.storm()").await;
+    quiet(&page).await;
+    let ev = events(&page).await;
+    let id = find_id(&ev, "storm").expect("the storm node is in the snapshot");
+    let changes: Vec<&serde_json::Value> = ev
+        .iter()
+        .filter(|e| e["k"] == "mut")
+        .flat_map(|e| e["attrs"].as_array().into_iter().flatten())
+        .filter(|a| a["id"] == id)
+        .collect();
+    assert!(
+        (2..=200).contains(&changes.len()),
+        "3 000 changes on one node were sent as {} attribute changes",
+        changes.len()
+    );
+    assert_eq!(changes.last().unwrap()["a"]["data-n"], "2999");
+    common::close_tab(page).await;
+
+    // A runaway page (thousands of nodes added and removed in every task) trips the
+    // breaker: DOM recording stops, the stream says so, and other events still flow.
+    let page = recording_page(&chromium, "{ flushMs: 200 }").await;
+    page.goto(format!("http://{site}/guard/runaway.html"))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let breaker = loop {
+        let ev = events(&page).await;
+        if let Some(b) = ev.iter().find(|e| e["name"] == "$breaker") {
+            break b.clone();
+        }
+        assert!(Instant::now() < deadline, "the breaker never tripped");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(
+        breaker["data"]["ms"].as_f64().unwrap() > 1000.0,
+        "{breaker}"
+    );
+    let muts_then = events(&page)
+        .await
+        .iter()
+        .filter(|e| e["k"] == "mut")
+        .count();
+    let _: bool = eval(&page, "window.understudy('event', 'still-here'), true").await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let ev = events(&page).await;
+    assert_eq!(
+        ev.iter().filter(|e| e["k"] == "mut").count(),
+        muts_then,
+        "DOM recording went on after the breaker"
+    );
+    assert!(ev.iter().any(|e| e["name"] == "still-here"));
+    common::close_tab(page).await;
+    chromium.close().await;
+}
+
+/// The id of the element with `id` attribute `dom_id` in the first snapshot.
+fn find_id(events: &[serde_json::Value], dom_id: &str) -> Option<serde_json::Value> {
+    fn walk(n: &serde_json::Value, dom_id: &str) -> Option<serde_json::Value> {
+        if n["a"]["id"] == dom_id {
+            return Some(n["id"].clone());
+        }
+        n["c"].as_array()?.iter().find_map(|c| walk(c, dom_id))
+    }
+    walk(&events.iter().find(|e| e["k"] == "snap")?["node"], dom_id)
 }
