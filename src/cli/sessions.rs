@@ -96,7 +96,7 @@ fn export(id: &str, db: &Path, out: Option<&Path>) -> anyhow::Result<()> {
 
 fn write_ndjson(out: &mut impl Write, batches: &[Batch]) -> io::Result<()> {
     for batch in batches {
-        serde_json::to_writer(&mut *out, batch)?;
+        out.write_all(crate::event::to_json(batch)?.as_bytes())?;
         out.write_all(b"\n")?;
     }
     out.flush()
