@@ -1,17 +1,22 @@
 //! The collector over real HTTP on 127.0.0.1:0 with a real SQLite file: what it stores,
 //! what it refuses (status and message), and that it keeps serving after every refusal
-//! with nothing partial stored.
+//! with nothing partial stored. With projects: keys, origins, rate limits, admin tokens,
+//! forgetting a user (bytes gone from every database file), rotation without a restart,
+//! and retention.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use understudy::collect::CollectError;
+use understudy::collect::projects::{ProjectsFile, RateLimit};
+use understudy::collect::{Access, CollectError, Limits, Options, Retention};
 use understudy::event::Batch;
 use understudy::store::{SessionStore, SqliteStore};
 
@@ -48,6 +53,65 @@ impl Server {
             task,
             _dir: dir,
         }
+    }
+
+    /// A collector with a projects file (polled every 50 ms), a second store connection
+    /// for claims and admin requests, and optional retention. `seed` runs on the database
+    /// before the collector opens it.
+    async fn start_with(
+        projects: Option<&Path>,
+        retain: Option<Retention>,
+        seed: impl FnOnce(&Path),
+    ) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("collect.db");
+        seed(&db);
+        let store = SqliteStore::open(&db).unwrap();
+        let admin = SqliteStore::open(&db).unwrap();
+        let options = Options {
+            limits: Limits::default(),
+            access: projects.map(|p| Arc::new(Access::load(p, Duration::from_millis(50)).unwrap())),
+            admin_store: Some(Box::new(admin)),
+            retain,
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(understudy::collect::serve_with(
+            listener,
+            store,
+            options,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        Server {
+            addr,
+            db,
+            stop: Some(stop),
+            task,
+            _dir: dir,
+        }
+    }
+
+    /// Posts a batch with an ingest key and extra headers.
+    async fn post_key(&self, key: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+        let mut all = vec![("Content-Type", "text/plain")];
+        all.extend_from_slice(headers);
+        request(
+            self.addr,
+            "POST",
+            &format!("/v1/batches?key={key}"),
+            &all,
+            body,
+        )
+        .await
+    }
+
+    /// An admin request with a bearer token.
+    async fn admin(&self, method: &str, path: &str, token: &str) -> Response {
+        let auth = format!("Bearer {token}");
+        request(self.addr, method, path, &[("Authorization", &auth)], b"").await
     }
 
     /// Stops the server gracefully and waits for it.
@@ -806,5 +870,656 @@ async fn store_failure_answers_503_and_keeps_serving() {
     assert_eq!(health.status, 200, "the writer survives a failed write");
     let r = server.post(b"not json").await;
     assert_eq!(r.status, 400, "and requests are still answered");
+    server.stop().await;
+}
+
+/// A projects file with three projects: `shop` (https://shop.test, its first key revoked),
+/// `blog` (http://blog.test:8080) and `tiny` (any origin, a batch every 2 s, burst 2).
+struct Fixture {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    file: ProjectsFile,
+    shop_key: String,
+    shop_old_key: String,
+    shop_token: String,
+    blog_key: String,
+    blog_token: String,
+    tiny_key: String,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("projects.toml");
+    let mut file = ProjectsFile::default();
+    let shop = file
+        .add_project("shop", &["https://shop.test".into()], None)
+        .unwrap();
+    let shop_key = file.rotate_key("shop", false).unwrap();
+    let blog = file
+        .add_project("blog", &["http://blog.test:8080".into()], None)
+        .unwrap();
+    let tiny = file
+        .add_project(
+            "tiny",
+            &["*".into()],
+            Some(RateLimit {
+                per_second: 0.5,
+                burst: 2,
+            }),
+        )
+        .unwrap();
+    file.save(&path).unwrap();
+    Fixture {
+        _dir: dir,
+        path,
+        file,
+        shop_key,
+        shop_old_key: shop.key.unwrap(),
+        shop_token: shop.admin_token.unwrap(),
+        blog_key: blog.key.unwrap(),
+        blog_token: blog.admin_token.unwrap(),
+        tiny_key: tiny.key.unwrap(),
+    }
+}
+
+/// A batch in which the page identified `user`, with a note.
+fn identify_json(sid: &str, seq: u64, user: &str, note: &str) -> String {
+    format!(
+        r#"{{"v":1,"sid":"{sid}","pvid":"p-{sid}","seq":{seq},"events":[
+            {{"k":"meta","t":{T},"url":"http://shop.test/account","load":"navigate","w":1280,"h":800}},
+            {{"k":"custom","t":{t1},"name":"identify","data":{{"user":"{user}"}}}},
+            {{"k":"custom","t":{t2},"name":"note","data":{{"text":"{note}"}}}}
+        ]}}"#,
+        t1 = T + 1,
+        t2 = T + 2,
+    )
+}
+
+const SHOP: (&str, &str) = ("Origin", "https://shop.test");
+const BLOG: (&str, &str) = ("Origin", "http://blog.test:8080");
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_and_origins_are_checked_before_anything_is_stored() {
+    let f = fixture();
+    let server = Server::start_with(Some(&f.path), None, |_| {}).await;
+    let good = batch_json("s-shop", 0, T);
+    let key = format!("?key={}", f.shop_key);
+
+    // (case, query, origin, status, part of the message)
+    type Case<'a> = (&'a str, String, Option<&'a str>, u16, &'a str);
+    let cases: Vec<Case<'_>> = vec![
+        ("no key", String::new(), Some("https://shop.test"), 401, "missing ingest key: post to /v1/batches?key=pk_"),
+        ("empty key", "?key=".into(), Some("https://shop.test"), 401, "missing ingest key"),
+        ("key under another name", format!("?k={}", f.shop_key), Some("https://shop.test"), 401, "missing ingest key"),
+        ("unknown key", "?key=pk_0123456789abcdef".into(), Some("https://shop.test"), 401, "unknown ingest key"),
+        ("huge key", format!("?key={}", "k".repeat(4000)), Some("https://shop.test"), 401, "unknown ingest key"),
+        ("admin token as key", format!("?key={}", f.shop_token), Some("https://shop.test"), 401, "unknown ingest key"),
+        ("revoked key", format!("?key={}", f.shop_old_key), Some("https://shop.test"), 403, "ingest key revoked: project `shop` has a new key"),
+        ("disallowed origin", key.clone(), Some("https://evil.test"), 403, "origin `https://evil.test` may not send sessions to project `shop`; add it to the project's origins"),
+        ("look-alike origin", key.clone(), Some("https://shop.test.evil.test"), 403, "origin `https://shop.test.evil.test` may not send"),
+        ("http instead of https", key.clone(), Some("http://shop.test"), 403, "origin `http://shop.test` may not send"),
+        ("other port", key.clone(), Some("https://shop.test:8443"), 403, "origin `https://shop.test:8443` may not send"),
+        ("opaque origin", key.clone(), Some("null"), 403, "origin `null` may not send"),
+        ("non-ASCII origin", key.clone(), Some("https://bücher.test"), 403, "origin `https://bücher.test` may not send"),
+        ("another project's origin", key.clone(), Some("http://blog.test:8080"), 403, "may not send sessions to project `shop`"),
+        ("another project's key", format!("?key={}", f.blog_key), Some("https://shop.test"), 403, "origin `https://shop.test` may not send sessions to project `blog`"),
+    ];
+    for (case, query, origin, status, message) in cases {
+        let mut headers = vec![("Content-Type", "text/plain")];
+        headers.extend(origin.map(|o| ("Origin", o)));
+        let path = format!("/v1/batches{query}");
+        let r = request(server.addr, "POST", &path, &headers, good.as_bytes()).await;
+        assert_eq!(
+            r.status,
+            status,
+            "{case}: {:?}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let error = r.error();
+        assert!(
+            error.contains(message),
+            "{case}: got {error:?}, want it to contain {message:?}"
+        );
+        assert_eq!(
+            r.header("access-control-allow-origin"),
+            None,
+            "{case}: only allowed origins get CORS headers"
+        );
+        server.assert_alive_and_empty(case).await;
+    }
+
+    // A refused preflight gets no CORS headers either; an allowed one does.
+    let preflight = |query: String, origin: &'static str| {
+        let addr = server.addr;
+        async move {
+            let path = format!("/v1/batches{query}");
+            request(
+                addr,
+                "OPTIONS",
+                &path,
+                &[
+                    ("Origin", origin),
+                    ("Access-Control-Request-Method", "POST"),
+                    ("Access-Control-Request-Headers", "content-type"),
+                ],
+                b"",
+            )
+            .await
+        }
+    };
+    let r = preflight(key.clone(), "https://evil.test").await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.header("access-control-allow-origin"), None);
+    let r = preflight(String::new(), "https://shop.test").await;
+    assert_eq!(r.status, 401);
+    let r = preflight(key.clone(), "https://shop.test").await;
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://shop.test")
+    );
+    assert!(r
+        .header("access-control-allow-methods")
+        .unwrap()
+        .contains("POST"));
+
+    // Admitted, but a hostile body: refused as in the open collector, and the page may
+    // read the refusal.
+    let r = server.post_key(&f.shop_key, &[SHOP], b"hello").await;
+    assert_eq!(r.status, 400);
+    assert!(r.error().starts_with("malformed batch"), "{}", r.error());
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://shop.test")
+    );
+    server.assert_alive_and_empty("hostile body").await;
+
+    // The right key from an allowed origin is stored; the answer is readable by that
+    // origin only.
+    let r = server.post_key(&f.shop_key, &[SHOP], good.as_bytes()).await;
+    assert_eq!((r.status, status_of(&r)), (200, "stored".into()));
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://shop.test")
+    );
+    assert!(r.header("vary").unwrap().contains("Origin"));
+    // A sender that is not a browser (no Origin) needs the key all the same.
+    let r = server
+        .post_key(&f.shop_key, &[], batch_json("s-shop", 1, T + 10).as_bytes())
+        .await;
+    assert_eq!((r.status, status_of(&r)), (200, "stored".into()));
+    assert_eq!(r.header("access-control-allow-origin"), None);
+
+    // The session is shop's now: another project's key cannot add to it.
+    let r = server
+        .post_key(
+            &f.blog_key,
+            &[BLOG],
+            batch_json("s-shop", 2, T + 20).as_bytes(),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.error(),
+        "session `s-shop` belongs to another project; this key cannot add to it"
+    );
+    let stored = server.stored();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].1.len(), 2, "nothing added by the other project");
+    let owner = SqliteStore::open(&server.db)
+        .unwrap()
+        .session_project("s-shop")
+        .unwrap();
+    assert_eq!(owner.as_deref(), Some("shop"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limit_answers_429_with_retry_after() {
+    let f = fixture();
+    let server = Server::start_with(Some(&f.path), None, |_| {}).await;
+    let origin = ("Origin", "https://anywhere.test");
+    for seq in 0..2 {
+        let body = batch_json("s-tiny", seq, T + seq as i64);
+        let r = server
+            .post_key(&f.tiny_key, &[origin], body.as_bytes())
+            .await;
+        assert_eq!(r.status, 200, "within the burst");
+    }
+    let started = Instant::now();
+    let r = server
+        .post_key(
+            &f.tiny_key,
+            &[origin],
+            batch_json("s-tiny", 2, T + 2).as_bytes(),
+        )
+        .await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.header("retry-after"), Some("2"));
+    assert_eq!(
+        r.error(),
+        "rate limit of project `tiny` exceeded (0.5 batches/s, burst 2); retry after 2 s"
+    );
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://anywhere.test"),
+        "the page must see the 429 to back off"
+    );
+    assert_eq!(
+        server.stored()[0].1.len(),
+        2,
+        "the refused batch is not stored"
+    );
+    // Other keys have buckets of their own.
+    let r = server
+        .post_key(&f.shop_key, &[SHOP], batch_json("s-shop", 0, T).as_bytes())
+        .await;
+    assert_eq!(r.status, 200);
+    // After Retry-After the key may send again.
+    tokio::time::sleep(Duration::from_secs(2).saturating_sub(started.elapsed())).await;
+    let r = server
+        .post_key(
+            &f.tiny_key,
+            &[origin],
+            batch_json("s-tiny", 2, T + 2).as_bytes(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_endpoints_need_a_token_and_see_only_its_project() {
+    let f = fixture();
+    let server = Server::start_with(Some(&f.path), None, |_| {}).await;
+    for (key, origin, sid, user) in [
+        (&f.shop_key, SHOP, "s-shop-ann", "ann"),
+        (&f.shop_key, SHOP, "s-shop-bob", "bob"),
+        (&f.blog_key, BLOG, "s-blog-ann", "ann"),
+    ] {
+        let r = server
+            .post_key(key, &[origin], identify_json(sid, 0, user, "hi").as_bytes())
+            .await;
+        assert_eq!(r.status, 200);
+    }
+    let r = server
+        .post_key(
+            &f.shop_key,
+            &[SHOP],
+            batch_json("s-shop-ann", 1, T + 50).as_bytes(),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+
+    // (case, method, path, Authorization, status, message)
+    let shop_auth = format!("Bearer {}", f.shop_token);
+    let key_auth = format!("Bearer {}", f.shop_key);
+    let cases = [
+        (
+            "no token",
+            "GET",
+            "/v1/sessions",
+            None,
+            401,
+            "missing admin token",
+        ),
+        (
+            "not a bearer",
+            "GET",
+            "/v1/sessions",
+            Some("Basic c2hvcDpzZWNyZXQ="),
+            401,
+            "missing admin token",
+        ),
+        (
+            "unknown token",
+            "GET",
+            "/v1/sessions",
+            Some("Bearer sk_nope"),
+            401,
+            "invalid admin token",
+        ),
+        (
+            "ingest key as token",
+            "GET",
+            "/v1/sessions",
+            Some(key_auth.as_str()),
+            401,
+            "invalid admin token",
+        ),
+        (
+            "forget without token",
+            "DELETE",
+            "/v1/users/ann",
+            None,
+            401,
+            "missing admin token",
+        ),
+        (
+            "export without token",
+            "GET",
+            "/v1/sessions/s-shop-ann",
+            None,
+            401,
+            "missing admin token",
+        ),
+        (
+            "another project's session",
+            "GET",
+            "/v1/sessions/s-blog-ann",
+            Some(shop_auth.as_str()),
+            404,
+            "no session with id `s-blog-ann` in project `shop`",
+        ),
+        (
+            "unknown session",
+            "GET",
+            "/v1/sessions/s-nope",
+            Some(shop_auth.as_str()),
+            404,
+            "no session with id `s-nope` in project `shop`",
+        ),
+        (
+            "user id too long",
+            "DELETE",
+            &format!("/v1/users/{}", "u".repeat(600)),
+            Some(shop_auth.as_str()),
+            400,
+            "user id must be 1..=512 bytes",
+        ),
+    ];
+    for (case, method, path, auth, status, message) in cases {
+        let mut headers = vec![SHOP];
+        headers.extend(auth.map(|a| ("Authorization", a)));
+        let r = request(server.addr, method, path, &headers, b"").await;
+        assert_eq!(
+            r.status,
+            status,
+            "{case}: {:?}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert!(r.error().contains(message), "{case}: {}", r.error());
+        if status == 401 {
+            assert!(
+                r.header("www-authenticate").unwrap().starts_with("Bearer"),
+                "{case}"
+            );
+        }
+        assert_eq!(r.header("access-control-allow-origin"), None, "{case}");
+    }
+    assert_eq!(
+        server.stored().len(),
+        3,
+        "nothing deleted by refused requests"
+    );
+
+    // Listing: only shop's sessions.
+    let r = server.admin("GET", "/v1/sessions", &f.shop_token).await;
+    assert_eq!(r.status, 200);
+    let listing = r.json();
+    let listed: Vec<&str> = listing["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listing["project"], "shop");
+    assert_eq!(listed, ["s-shop-ann", "s-shop-bob"]);
+
+    // Export: NDJSON, the batches as stored.
+    let r = server
+        .admin("GET", "/v1/sessions/s-shop-ann", &f.shop_token)
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/x-ndjson"));
+    let text = String::from_utf8(r.body.clone()).unwrap();
+    let lines: Vec<Batch> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        SqliteStore::open(&server.db)
+            .unwrap()
+            .session_batches("s-shop-ann")
+            .unwrap()
+    );
+    assert_eq!(lines.len(), 2);
+
+    // Forget ann with shop's token: shop's ann session goes, blog's stays.
+    let r = server.admin("DELETE", "/v1/users/ann", &f.shop_token).await;
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"user": "ann", "project": "shop", "sessions": 1, "batches": 2, "events": 5})
+    );
+    let ids: Vec<String> = server.stored().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ids, ["s-blog-ann", "s-shop-bob"]);
+    // Forgetting again finds nothing; blog's token forgets blog's ann.
+    let r = server.admin("DELETE", "/v1/users/ann", &f.shop_token).await;
+    assert_eq!(r.json()["sessions"], 0);
+    let r = server.admin("DELETE", "/v1/users/ann", &f.blog_token).await;
+    assert_eq!(r.json()["sessions"], 1);
+    let ids: Vec<String> = server.stored().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ids, ["s-shop-bob"]);
+    // Percent-encoded user ids arrive decoded.
+    let r = server
+        .post_key(
+            &f.shop_key,
+            &[SHOP],
+            identify_json("s-shop-eve", 0, "eve smith", "x").as_bytes(),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let r = server
+        .admin("DELETE", "/v1/users/eve%20smith", &f.shop_token)
+        .await;
+    assert_eq!(r.json()["sessions"], 1);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_endpoints_are_off_without_projects() {
+    let server = Server::start().await;
+    assert_eq!(
+        server
+            .post(identify_json("s-1", 0, "ann", "x").as_bytes())
+            .await
+            .status,
+        200
+    );
+    for (method, path) in [
+        ("DELETE", "/v1/users/ann"),
+        ("GET", "/v1/sessions"),
+        ("GET", "/v1/sessions/s-1"),
+    ] {
+        let r = server.admin(method, path, "sk_anything").await;
+        assert_eq!(r.status, 403, "{method} {path}");
+        assert!(
+            r.error()
+                .starts_with("admin endpoints are off: this collector runs without --projects"),
+            "{}",
+            r.error()
+        );
+    }
+    assert_eq!(server.stored().len(), 1);
+    server.stop().await;
+}
+
+/// Occurrences of `needle` in every file of `dir` (the database, `-wal`, `-shm`).
+fn grep_dir(dir: &Path, needle: &[u8]) -> Vec<(String, usize)> {
+    let mut hits = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let n = bytes.windows(needle.len()).filter(|w| *w == needle).count();
+        hits.push((path.file_name().unwrap().to_string_lossy().into_owned(), n));
+    }
+    hits.sort();
+    hits
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forgotten_user_leaves_no_bytes_in_any_database_file() {
+    let f = fixture();
+    let server = Server::start_with(Some(&f.path), None, |_| {}).await;
+    let dir = server.db.parent().unwrap().to_path_buf();
+    // Other people's sessions around the forgotten one, sharing its pages.
+    for i in 0..40 {
+        let body = identify_json(
+            &format!("s-keep-{i}"),
+            0,
+            &format!("u{i}"),
+            &"k".repeat(200),
+        );
+        assert_eq!(
+            server
+                .post_key(&f.shop_key, &[SHOP], body.as_bytes())
+                .await
+                .status,
+            200
+        );
+    }
+    let user = "CANARY-user-8c2f";
+    let note = "CANARY-note-41d7 ".repeat(300);
+    for seq in 0..3 {
+        let body = identify_json("s-canary", seq, user, &note);
+        let r = server
+            .post_key(&f.shop_key, &[SHOP], &gzip(body.as_bytes()))
+            .await;
+        assert_eq!(r.status, 200);
+    }
+    let total = |needle: &[u8]| grep_dir(&dir, needle).iter().map(|(_, n)| n).sum::<usize>();
+    assert!(total(user.as_bytes()) > 0, "the canary is on disk before");
+    assert!(total(b"CANARY-note") > 0);
+
+    let r = server
+        .admin("DELETE", &format!("/v1/users/{user}"), &f.shop_token)
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["sessions"], 1);
+    assert_eq!(r.json()["batches"], 3);
+
+    // While the collector still runs with both connections open: db, -wal, -shm.
+    let files = grep_dir(&dir, user.as_bytes());
+    assert!(
+        files.iter().any(|(name, _)| name.ends_with("-wal")),
+        "the WAL is there to be checked: {files:?}"
+    );
+    for needle in [user.as_bytes(), b"CANARY-note".as_slice()] {
+        let hits = grep_dir(&dir, needle);
+        assert!(
+            hits.iter().all(|(_, n)| *n == 0),
+            "{} still on disk: {hits:?}",
+            String::from_utf8_lossy(needle)
+        );
+    }
+    assert_eq!(server.stored().len(), 40);
+    let r = server
+        .post_key(&f.shop_key, &[SHOP], batch_json("s-after", 0, T).as_bytes())
+        .await;
+    assert_eq!(r.status, 200, "still serving");
+    let dir_kept = server.stop().await;
+    for needle in [user.as_bytes(), b"CANARY-note".as_slice()] {
+        let hits = grep_dir(dir_kept.path(), needle);
+        assert!(hits.iter().all(|(_, n)| *n == 0), "after stop: {hits:?}");
+    }
+}
+
+/// Polls `f` every 20 ms until it is true, for at most 5 s.
+async fn within_5s(what: &str, mut f: impl AsyncFnMut() -> bool) {
+    let start = Instant::now();
+    while !f().await {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{what}: not within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotated_tokens_and_keys_take_effect_without_a_restart() {
+    let mut f = fixture();
+    let server = Server::start_with(Some(&f.path), None, |_| {}).await;
+    let list = async |token: &str| server.admin("GET", "/v1/sessions", token).await.status;
+    assert_eq!(list(&f.shop_token).await, 200);
+
+    let new_token = f.file.rotate_token("shop", false).unwrap();
+    let new_key = f.file.rotate_key("shop", false).unwrap();
+    f.file.save(&f.path).unwrap();
+    within_5s("the old token stops working", async || {
+        list(&f.shop_token).await == 401
+    })
+    .await;
+    assert_eq!(list(&new_token).await, 200);
+    assert_eq!(
+        list(&f.blog_token).await,
+        200,
+        "other projects are untouched"
+    );
+    let r = server
+        .post_key(&f.shop_key, &[SHOP], batch_json("s-1", 0, T).as_bytes())
+        .await;
+    assert_eq!(r.status, 403);
+    assert!(r.error().starts_with("ingest key revoked"), "{}", r.error());
+    let r = server
+        .post_key(&new_key, &[SHOP], batch_json("s-1", 0, T).as_bytes())
+        .await;
+    assert_eq!(r.status, 200);
+
+    // A broken edit is not taken: the projects in force stay.
+    std::fs::write(&f.path, "[[project]\nname = ").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(list(&new_token).await, 200);
+    // Fixed again, with a token kept alongside: both work.
+    let extra = f.file.rotate_token("shop", true).unwrap();
+    f.file.save(&f.path).unwrap();
+    within_5s("the added token works", async || list(&extra).await == 200).await;
+    assert_eq!(list(&new_token).await, 200);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_deletes_sessions_whose_last_batch_is_old() {
+    let day: i64 = 86_400_000;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let seed = |db: &Path| {
+        let mut store = SqliteStore::open(db).unwrap();
+        let b =
+            |sid: &str, seq: u64| serde_json::from_str::<Batch>(&batch_json(sid, seq, T)).unwrap();
+        // Received 40 and 31 days ago: past a 30-day limit.
+        store.put_batch(&b("s-old", 0), now - 40 * day).unwrap();
+        store.put_batch(&b("s-old", 1), now - 31 * day).unwrap();
+        // Began 40 days ago but still active yesterday: kept.
+        store.put_batch(&b("s-live", 0), now - 40 * day).unwrap();
+        store.put_batch(&b("s-live", 1), now - day).unwrap();
+        store.put_batch(&b("s-new", 0), now).unwrap();
+    };
+    let retention = Retention {
+        max_age: Duration::from_secs(30 * 86_400),
+        every: Duration::from_millis(100),
+    };
+    let server = Server::start_with(None, Some(retention), seed).await;
+    let ids = || -> Vec<String> { server.stored().into_iter().map(|(id, _)| id).collect() };
+    within_5s("the old session is pruned at start", async || {
+        ids().len() == 2
+    })
+    .await;
+    assert_eq!(ids(), ["s-live", "s-new"]);
+    assert_eq!(server.stored()[0].1.len(), 2);
+    // New batches keep flowing while retention runs.
+    assert_eq!(
+        server
+            .post(batch_json("s-now", 0, T).as_bytes())
+            .await
+            .status,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(ids(), ["s-live", "s-new", "s-now"]);
     server.stop().await;
 }

@@ -325,3 +325,124 @@ fn a_bad_line_after_good_ones_leaves_an_existing_database_untouched() {
     );
     assert_eq!(rows(&db), before);
 }
+
+#[test]
+fn forget_deletes_every_session_of_a_user_and_its_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = seeded_db(dir.path());
+    // A third session in which u-s-b identified too, next to other people's.
+    let mut store = SqliteStore::open(&db).unwrap();
+    let mut b = batch("s-c", "p1", 0, T + 120_000);
+    b.events.push(
+        serde_json::from_str(&format!(
+            r#"{{"k":"custom","t":{},"name":"identify","data":{{"user":"u-s-b"}}}}"#,
+            T + 120_500
+        ))
+        .unwrap(),
+    );
+    store.put_batch(&b, T).unwrap();
+    drop(store);
+
+    let out = understudy(&["sessions", "forget", "--user", "u-s-b", "--db", path(&db)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "forgot user u-s-b: deleted 2 sessions (4 batches, 13 events)\n"
+    );
+    let left: Vec<String> = SqliteStore::open(&db)
+        .unwrap()
+        .list_sessions()
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(left, ["s-a"]);
+    let mut raw = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        raw.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    assert!(
+        !raw.windows(5).any(|w| w == b"u-s-b"),
+        "the user's bytes remain"
+    );
+    assert!(raw.windows(5).any(|w| w == b"u-s-a"), "others' bytes stay");
+
+    let out = understudy(&["sessions", "forget", "--user", "nobody", "--db", path(&db)]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out).contains("deleted 0 sessions"),
+        "{}",
+        stdout(&out)
+    );
+    let missing = dir.path().join("missing.db");
+    let out = understudy(&["sessions", "forget", "--user", "x", "--db", path(&missing)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no session database at"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!missing.exists());
+}
+
+#[test]
+fn prune_deletes_sessions_whose_last_batch_is_older_than_n_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let day = 86_400_000;
+    let mut store = SqliteStore::open(&db).unwrap();
+    for (sid, received) in [("s-old", now), ("s-edge", now), ("s-new", now)] {
+        store.put_batch(&batch(sid, "p1", 0, T), received).unwrap();
+    }
+    drop(store);
+    // Backdate two sessions' last receipt: 45 days ago, and just inside 30 days.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    for (sid, age) in [("s-old", 45 * day), ("s-edge", 29 * day)] {
+        conn.execute(
+            "UPDATE sessions SET received_at = ?1 WHERE id = ?2",
+            rusqlite::params![now - age, sid],
+        )
+        .unwrap();
+    }
+    drop(conn);
+
+    let out = understudy(&[
+        "sessions",
+        "prune",
+        "--older-than-days",
+        "30",
+        "--db",
+        path(&db),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with(
+            "deleted 1 sessions (1 batches, 3 events) whose last batch arrived before "
+        ),
+        "{}",
+        stdout(&out)
+    );
+    let left: Vec<String> = SqliteStore::open(&db)
+        .unwrap()
+        .list_sessions()
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(left, ["s-edge", "s-new"]);
+
+    let out = understudy(&[
+        "sessions",
+        "prune",
+        "--older-than-days",
+        "0",
+        "--db",
+        path(&db),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "0 days would delete everything");
+    assert_eq!(rows(&db), 2);
+}

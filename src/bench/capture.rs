@@ -293,18 +293,21 @@ async fn calm(tab: &Tab) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits until no emission has come for `quiet_ms` after the last task started by the
-/// harness (and, with `need_emit`, at least one emission came), at most `max`.
+/// Waits until the task the harness started last is over and for `quiet_ms` neither an
+/// emission came nor did the main thread work for more than 2 ms at a stretch (a
+/// time-sliced recorder is still busy); with `need_emit`, until at least one emission came
+/// since t0, with `need_snap` until the full snapshot did. At most `max`.
 async fn wait_quiet(
     tab: &Tab,
     quiet_ms: u64,
     need_emit: bool,
+    need_snap: bool,
     max: Duration,
 ) -> anyhow::Result<()> {
     let start = Instant::now();
     let js = format!(
         "new Promise(function (res) {{ var s = performance.now();
-           (function p() {{ if (window.__bench.quiet({quiet_ms}, {need_emit})) return res(true);
+           (function p() {{ if (window.__bench.quiet({quiet_ms}, {need_emit}, {need_snap})) return res(true);
              if (performance.now() - s > 2000) return res(false);
              setTimeout(p, 10); }})(); }})"
     );
@@ -313,7 +316,15 @@ async fn wait_quiet(
             return Ok(());
         }
         if start.elapsed() > max {
-            anyhow::bail!("the page was not quiet within {max:?}");
+            let why: serde_json::Value = ev(
+                tab,
+                "(() => { const B = window.__bench; return {now: performance.now(), \
+                 tWork: B.tWork, emissions: B.times.length, n0: B.n0, \
+                 lastEmissions: B.times.slice(-5), lastGaps: B.gaps.slice(-5)}; })()",
+            )
+            .await
+            .unwrap_or_default();
+            anyhow::bail!("the page was not quiet within {max:?}: {why}");
         }
     }
 }
@@ -428,7 +439,7 @@ async fn measure(
             &format!("window.__bench.inject('{}', false)", recorder.name()),
         )
         .await?;
-        wait_quiet(tab, opts.quiet_ms, true, max).await?;
+        wait_quiet(tab, opts.quiet_ms, true, true, max).await?;
     }
     if profile.is_some() {
         tab.profile_start(100).await?;
@@ -442,7 +453,7 @@ async fn measure(
     } else {
         ev::<bool>(tab, "window.__bench.go()").await?;
     }
-    wait_quiet(tab, opts.quiet_ms, recording, max).await?;
+    wait_quiet(tab, opts.quiet_ms, recording, recording && snapshot, max).await?;
     let res: PageResult = ev(tab, "window.__bench.result()").await?;
     if let Some(dir) = profile {
         let p = tab.profile_stop().await?;
@@ -928,7 +939,7 @@ async fn soak_in(tab: &Tab, server: &PageServer, secs: u64, version: &str) -> an
     )
     .await?;
     ev::<bool>(tab, "window.__bench.inject('understudy', false)").await?;
-    wait_quiet(tab, 300, true, Duration::from_secs(30)).await?;
+    wait_quiet(tab, 300, true, true, Duration::from_secs(30)).await?;
     println!(
         "bench capture --soak {secs}: {version}; capture.js {} (default config) on a page that \
          adds, removes, retexts and re-attributes rows every 50 ms, with a 100-change \

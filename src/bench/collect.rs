@@ -1,23 +1,37 @@
 //! `understudy bench collect`: collector ingest over loopback HTTP, side by side with its
 //! anchor, raw rusqlite inserts of the same rows.
 //!
-//! What it measures: a collector started in this process on `127.0.0.1:0` with a fresh
-//! SQLite file receives every batch of [`synth::sessions`] exactly once, gzip'd as
-//! `capture.js` sends it, over C concurrent keep-alive HTTP/1.1 connections. A batch
-//! counts as accepted when its `200` arrives, which the collector sends only once the
-//! batch is durable. Afterwards the store is read back to check that everything
-//! acknowledged is there.
+//! What it measures: for each connection count C (1, 16 and 64 unless told otherwise), a
+//! fresh `understudy collect` process (this executable, so that its peak RSS is its own)
+//! on `127.0.0.1` receives realistic batches — the synthetic shop sessions of
+//! [`synth`], gzip'd as `capture.js` sends them — over C concurrent keep-alive HTTP/1.1
+//! connections, each sending its next batch as soon as the previous one is answered, for
+//! a bounded time (or until the pool of batches is used up). A batch counts as accepted
+//! when its `200` arrives, which the collector sends only once the batch is durable. Each
+//! row prints accepted events/s and batches/s, p50 and p99 latency of accepted batches,
+//! errors, the collector's peak RSS (`VmHWM`), and afterwards the store is read back to
+//! check that it holds what was acknowledged.
+//!
+//! The target is a `--db` spec handed unchanged to `understudy collect --db`: a SQLite
+//! file or a `postgres://` URL. Without it each row gets a fresh SQLite file in a
+//! temporary directory. Every row tags its session ids with a run- and row-unique prefix,
+//! so rows never collide even when they share one database.
 //!
 //! The anchor (the ceiling) is the same batch rows, JSON already encoded, inserted with
 //! plain rusqlite into the same `batches` table in one transaction with the same pragmas
-//! (WAL, `synchronous=FULL`). It is what the disk and SQLite allow with no HTTP, no
-//! decoding, no per-request durability and no session summaries. This file is the one
-//! place outside `store` with SQL in it: an anchor must not go through the code it
-//! measures.
+//! (WAL, `synchronous=FULL`): best of three runs. It is what the disk and SQLite allow
+//! with no HTTP, no decoding, no per-request durability and no session summaries. Each
+//! row's ratio is its events/s over the ceiling's. This file is the one place outside
+//! `store` with SQL in it: an anchor must not go through the code it measures.
+//!
+//! With `--profile` it first prints where one batch's time goes on one thread: gunzip,
+//! JSON parse, checks, re-encoding for the store, drop, the store's put in groups, and a
+//! bare `synchronous=FULL` commit (the disk sync every acknowledgement waits for).
 
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,97 +44,179 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::synth;
-use crate::collect::{self, Limits, BATCHES_PATH};
-use crate::event::Batch;
+use crate::collect::{decode, BATCHES_PATH};
+use crate::event::{self, Batch};
 use crate::exit_code::bad_input;
-use crate::store::{SessionStore, SqliteStore};
+use crate::store::{DbSpec, SessionStore, SqliteStore};
 
 /// Seed of the synthetic population, fixed so runs are comparable.
 const SEED: u64 = 7;
+/// Sessions generated at once (bounds the generator's memory).
+const CHUNK: usize = 200;
 /// Longest wait for one answer before it counts as an error.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait for a collector to answer its health check after it is started.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait for a collector to stop after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Largest inflated body, as the collector's default limit.
+const MAX_DECODED: usize = 8 << 20;
+/// Ceiling runs; the best counts.
+const CEILING_RUNS: usize = 3;
+/// Batches the `--profile` stage costs are measured on.
+const PROFILE_BATCHES: usize = 2_000;
+/// Batches per transaction in the `--profile` store put (like a 16-connection group).
+const PROFILE_GROUP: usize = 16;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The collector's `--db`: a SQLite file or a `postgres://` URL. `None`: a fresh
+    /// SQLite file per row in a temporary directory.
+    pub db: Option<String>,
+    /// Concurrent connections, one row each.
+    pub connections: Vec<usize>,
+    /// Seconds of load per row.
+    pub seconds: f64,
+    /// Synthetic sessions in each row's pool of batches.
+    pub sessions: usize,
+    /// Print where one batch's time goes first.
+    pub profile: bool,
+}
 
 /// Runs the benchmark and prints its figures to standard output.
-pub fn run(sessions: usize, connections: usize) -> anyhow::Result<()> {
-    if sessions == 0 || connections == 0 {
-        return Err(bad_input("--sessions and --connections must be at least 1"));
+pub fn run(opts: &Options) -> anyhow::Result<()> {
+    if opts.sessions == 0 || opts.connections.is_empty() || opts.connections.contains(&0) {
+        return Err(bad_input(
+            "--sessions and every --connections value must be at least 1",
+        ));
     }
-    let batches: Vec<Batch> = synth::sessions(sessions, SEED)
-        .into_iter()
-        .flatten()
-        .collect();
-    if batches.is_empty() {
-        anyhow::bail!("the synthetic generator produced no batches");
+    if !(opts.seconds > 0.0 && opts.seconds.is_finite()) {
+        return Err(bad_input("--seconds must be a positive number"));
     }
-    let requests = encode(&batches)?;
-    let events: usize = batches.iter().map(|b| b.events.len()).sum();
-    let json_bytes: usize = requests.iter().map(|r| r.json_len).sum();
-    let wire_bytes: usize = requests.iter().map(|r| r.body.len()).sum();
-    println!(
-        "bench collect: {sessions} sessions, {} batches, {events} events \
-         ({:.1} MiB JSON, {:.1} MiB gzip), {connections} connections, seed {SEED}",
-        batches.len(),
-        mib(json_bytes),
-        mib(wire_bytes),
-    );
-
+    if let Some(db) = &opts.db {
+        db.parse::<DbSpec>()
+            .map_err(|e| bad_input(format!("--db: {e}")))?;
+    }
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
-    let db = dir.path().join("collector.db");
+    let exe = std::env::current_exe().context("finding this executable")?;
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() % 0xff_ffff_ffff);
+    let target = match &opts.db {
+        Some(db) => format!("{}", db.parse::<DbSpec>().map_err(anyhow::Error::from)?),
+        None => "SQLite, a fresh file per row".to_string(),
+    };
+
+    let started = Instant::now();
+    let first = Pool::build(opts.sessions, &format!("b{nonce:x}r0"))?;
+    println!(
+        "bench collect: {target}; pool of {} sessions: {} batches, {} events ({:.1} MiB JSON, \
+         {:.1} MiB gzip, built in {:.1} s); up to {} s per row; seed {SEED}; {} CPUs",
+        opts.sessions,
+        first.requests.len(),
+        first.events,
+        mib(first.json_bytes),
+        mib(first.wire_bytes),
+        started.elapsed().as_secs_f64(),
+        opts.seconds,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+    );
+    if opts.profile {
+        profile(dir.path(), &first)?;
+    }
+
+    let mut best = None::<Ceiling>;
+    for i in 0..CEILING_RUNS {
+        let c = ceiling(&dir.path().join(format!("ceiling-{i}.db")), &first)?;
+        if best
+            .as_ref()
+            .is_none_or(|b| c.events_per_s() > b.events_per_s())
+        {
+            best = Some(c);
+        }
+    }
+    let ceiling = best.context("no ceiling run")?;
+    println!(
+        "ceiling: {:.0} events/s, {:.0} batches/s (rusqlite, {} rows in one transaction, WAL, \
+         synchronous=FULL; best of {CEILING_RUNS})",
+        ceiling.events_per_s(),
+        ceiling.rows as f64 / ceiling.elapsed.as_secs_f64(),
+        ceiling.rows,
+    );
+    println!(
+        "{:>5}  {:>6}  {:>9}  {:>9}  {:>7}  {:>7}  {:>6}  {:>9}  {:>5}  stored",
+        "conns", "secs", "events/s", "batches/s", "p50 ms", "p99 ms", "errors", "peak RSS", "ratio"
+    );
+    std::io::stdout().flush()?;
+
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let outcome = runtime.block_on(ingest(&db, requests, connections))?;
-
-    let lat = Percentiles::of(outcome.latencies);
-    let secs = outcome.elapsed.as_secs_f64();
-    let collector_eps = outcome.accepted_events as f64 / secs;
-    println!(
-        "collector  {:>7.2} s  {:>10.0} events/s  {:>8.0} batches/s  p50 {:.2} ms  p99 {:.2} ms  errors {}",
-        secs,
-        collector_eps,
-        outcome.accepted_batches as f64 / secs,
-        ms(lat.p50),
-        ms(lat.p99),
-        outcome.errors,
-    );
-    for sample in &outcome.error_samples {
-        println!("  error: {sample}");
-    }
-
-    let store = SqliteStore::open(&db)?;
-    let summaries = store.list_sessions()?;
-    let stored_batches: u64 = summaries.iter().map(|s| s.batches).sum();
-    let stored_events: u64 = summaries.iter().map(|s| s.events).sum();
-    drop(store);
-    let verified = stored_events == outcome.accepted_events as u64
-        && stored_batches == outcome.accepted_batches as u64;
-    println!(
-        "stored     {stored_batches} batches, {stored_events} events in {} sessions ({})",
-        summaries.len(),
-        if verified {
-            "matches what was acknowledged"
-        } else {
-            "MISMATCH with what was acknowledged"
+    let mut mismatches = 0;
+    let mut pool = Some(first);
+    for (i, &connections) in opts.connections.iter().enumerate() {
+        let tag = format!("b{nonce:x}r{i}");
+        let pool = match pool.take() {
+            Some(p) => p,
+            None => Pool::build(opts.sessions, &tag)?,
+        };
+        let db = match &opts.db {
+            Some(db) => db.clone(),
+            None => dir
+                .path()
+                .join(format!("collector-{i}.db"))
+                .to_string_lossy()
+                .into_owned(),
+        };
+        let log = dir.path().join(format!("collector-{i}.log"));
+        let row = runtime.block_on(load(
+            &exe,
+            &db,
+            &log,
+            pool,
+            connections,
+            Duration::from_secs_f64(opts.seconds),
+        ))?;
+        let check = verify(&db, &tag, &row);
+        let secs = row.elapsed.as_secs_f64();
+        let eps = row.events as f64 / secs;
+        let lat = Percentiles::of(row.latencies);
+        println!(
+            "{:>5}  {:>6.2}  {:>9.0}  {:>9.0}  {:>7.2}  {:>7.2}  {:>6}  {:>5} MiB  {:>5.2}  {}",
+            connections,
+            secs,
+            eps,
+            row.stored as f64 / secs,
+            ms(lat.p50),
+            ms(lat.p99),
+            row.errors,
+            row.peak_rss_kib
+                .map_or("?".into(), |k| format!("{}", k / 1024)),
+            eps / ceiling.events_per_s(),
+            check
+                .as_ref()
+                .map_or_else(|e| format!("MISMATCH: {e}"), String::clone),
+        );
+        for sample in &row.error_samples {
+            println!("       error: {sample}");
         }
-    );
-
-    let ceiling_db = dir.path().join("ceiling.db");
-    let ceiling = ceiling(&ceiling_db, &batches)?;
-    let ceiling_eps = events as f64 / ceiling.as_secs_f64();
-    println!(
-        "ceiling    {:>7.2} s  {:>10.0} events/s  (rusqlite, same rows, one transaction, WAL, synchronous=FULL)",
-        ceiling.as_secs_f64(),
-        ceiling_eps,
-    );
-    println!(
-        "ratio      collector / ceiling = {:.2}",
-        collector_eps / ceiling_eps
-    );
-    std::io::stdout().flush()?;
-
-    if !verified {
-        anyhow::bail!("the store does not hold exactly what the collector acknowledged");
+        let log = std::fs::read_to_string(&log).unwrap_or_default();
+        for line in log.lines().filter(|l| l.contains("store writer")) {
+            let line = line.split_once("store writer").map_or(line, |(_, l)| l);
+            println!("       store writer{line}");
+        }
+        if row.duplicates > 0 {
+            println!("       {} answers were `duplicate`", row.duplicates);
+        }
+        if check.is_err() {
+            mismatches += 1;
+        }
+        std::io::stdout().flush()?;
+    }
+    if mismatches > 0 {
+        anyhow::bail!("the store does not hold what the collector acknowledged");
     }
     Ok(())
 }
@@ -129,86 +225,141 @@ pub fn run(sessions: usize, connections: usize) -> anyhow::Result<()> {
 struct Request {
     body: Bytes,
     events: usize,
-    json_len: usize,
 }
 
-/// Encodes every batch as the page does: JSON, gzip'd.
-fn encode(batches: &[Batch]) -> anyhow::Result<Vec<Request>> {
-    batches
-        .iter()
-        .map(|b| {
-            let json = serde_json::to_vec(b)?;
-            let mut gz = flate2::write::GzEncoder::new(
-                Vec::with_capacity(json.len() / 4),
-                flate2::Compression::default(),
-            );
-            gz.write_all(&json)?;
-            Ok(Request {
-                body: Bytes::from(gz.finish()?),
-                events: b.events.len(),
-                json_len: json.len(),
-            })
-        })
-        .collect()
+/// Every batch of `sessions` synthetic sessions, gzip'd, in arrival order.
+struct Pool {
+    requests: Vec<Request>,
+    events: usize,
+    json_bytes: usize,
+    wire_bytes: usize,
 }
 
+impl Pool {
+    /// Generates the sessions in chunks, tags every session id with `tag`, and orders
+    /// each chunk's batches by their first event, as a collector would see them arrive.
+    fn build(sessions: usize, tag: &str) -> anyhow::Result<Pool> {
+        let mut pool = Pool {
+            requests: Vec::new(),
+            events: 0,
+            json_bytes: 0,
+            wire_bytes: 0,
+        };
+        let mut done = 0;
+        let mut chunk_seed = SEED;
+        while done < sessions {
+            let n = CHUNK.min(sessions - done);
+            let mut batches: Vec<Batch> = synth::sessions(n, chunk_seed)
+                .into_iter()
+                .flatten()
+                .collect();
+            batches.sort_by_key(|b| (b.first_t(), b.seq));
+            for mut b in batches {
+                b.sid = format!("{tag}-{}", b.sid);
+                let json = event::to_json(&b)?;
+                let mut gz = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(json.len() / 4),
+                    flate2::Compression::default(),
+                );
+                gz.write_all(json.as_bytes())?;
+                let body = gz.finish()?;
+                pool.events += b.events.len();
+                pool.json_bytes += json.len();
+                pool.wire_bytes += body.len();
+                pool.requests.push(Request {
+                    body: Bytes::from(body),
+                    events: b.events.len(),
+                });
+            }
+            done += n;
+            chunk_seed += 1;
+        }
+        if pool.requests.is_empty() {
+            anyhow::bail!("the synthetic generator produced no batches");
+        }
+        Ok(pool)
+    }
+}
+
+/// What one row's load achieved.
 #[derive(Default)]
 struct Outcome {
     elapsed: Duration,
-    accepted_batches: usize,
-    accepted_events: usize,
+    /// Answers `200 {"status":"stored"}`.
+    stored: usize,
+    /// Answers `200 {"status":"duplicate"}`.
+    duplicates: usize,
+    /// Events in the stored batches.
+    events: usize,
     errors: usize,
     error_samples: Vec<String>,
     latencies: Vec<Duration>,
+    peak_rss_kib: Option<u64>,
 }
 
-/// Starts a collector, sends every request once over `connections` connections, stops it.
-async fn ingest(db: &Path, requests: Vec<Request>, connections: usize) -> anyhow::Result<Outcome> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let path = db.to_path_buf();
-    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path)).await??;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(collect::serve_store(
-        listener,
-        store,
-        Limits::default(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
-
-    let requests = Arc::new(requests);
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let clients: Vec<_> = (0..connections)
-        .map(|_| tokio::spawn(client(addr, Arc::clone(&requests), Arc::clone(&next))))
-        .collect();
-    let mut outcome = Outcome::default();
-    for c in clients {
-        let part = c.await?;
-        outcome.accepted_batches += part.accepted_batches;
-        outcome.accepted_events += part.accepted_events;
-        outcome.errors += part.errors;
-        outcome.latencies.extend(part.latencies);
+impl Outcome {
+    fn absorb(&mut self, part: Outcome) {
+        self.stored += part.stored;
+        self.duplicates += part.duplicates;
+        self.events += part.events;
+        self.errors += part.errors;
+        self.latencies.extend(part.latencies);
         for s in part.error_samples {
-            if outcome.error_samples.len() < 5 {
-                outcome.error_samples.push(s);
+            if self.error_samples.len() < 5 {
+                self.error_samples.push(s);
             }
         }
     }
-    outcome.elapsed = started.elapsed();
+}
 
-    let _ = stop.send(());
-    server.await?.context("the collector failed")?;
+/// Starts a collector on `db`, loads it from `connections` connections until `duration`
+/// has passed or the pool is used up, reads its peak RSS and stops it.
+async fn load(
+    exe: &Path,
+    db: &str,
+    log: &Path,
+    pool: Pool,
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<Outcome> {
+    let collector = {
+        let (exe, db, log) = (exe.to_path_buf(), db.to_string(), log.to_path_buf());
+        tokio::task::spawn_blocking(move || CollectorProcess::start(&exe, &db, &log)).await??
+    };
+    let requests = Arc::new(pool.requests);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let deadline = started + duration;
+    let clients: Vec<_> = (0..connections)
+        .map(|_| {
+            tokio::spawn(client(
+                collector.addr,
+                Arc::clone(&requests),
+                Arc::clone(&next),
+                deadline,
+            ))
+        })
+        .collect();
+    let mut outcome = Outcome::default();
+    for c in clients {
+        outcome.absorb(c.await?);
+    }
+    outcome.elapsed = started.elapsed();
+    outcome.peak_rss_kib = collector.peak_rss_kib();
+    tokio::task::spawn_blocking(move || collector.stop()).await??;
     Ok(outcome)
 }
 
-/// One keep-alive connection taking requests from the shared queue until it is empty.
-async fn client(addr: SocketAddr, requests: Arc<Vec<Request>>, next: Arc<AtomicUsize>) -> Outcome {
+/// One keep-alive connection taking requests from the shared pool until the deadline.
+async fn client(
+    addr: SocketAddr,
+    requests: Arc<Vec<Request>>,
+    next: Arc<AtomicUsize>,
+    deadline: Instant,
+) -> Outcome {
     let mut out = Outcome::default();
     let mut sender: Option<http1::SendRequest<Full<Bytes>>> = None;
-    loop {
+    while Instant::now() < deadline {
         let i = next.fetch_add(1, Ordering::Relaxed);
         let Some(req) = requests.get(i) else { break };
         if sender.as_ref().is_none_or(|s| s.is_closed()) {
@@ -243,9 +394,13 @@ async fn client(addr: SocketAddr, requests: Arc<Vec<Request>>, next: Arc<AtomicU
         .await;
         let latency = t0.elapsed();
         match answer {
-            Ok(Ok((status, _))) if status == hyper::StatusCode::OK => {
-                out.accepted_batches += 1;
-                out.accepted_events += req.events;
+            Ok(Ok((status, body))) if status == hyper::StatusCode::OK => {
+                if body.windows(11).any(|w| w == b"\"duplicate\"") {
+                    out.duplicates += 1;
+                } else {
+                    out.stored += 1;
+                    out.events += req.events;
+                }
                 out.latencies.push(latency);
             }
             Ok(Ok((status, body))) => fail(
@@ -287,26 +442,174 @@ async fn connect(addr: SocketAddr) -> anyhow::Result<http1::SendRequest<Full<Byt
     Ok(sender)
 }
 
-/// Inserts the batch rows straight into a fresh database of the store's shape, in one
-/// transaction, and returns how long the inserts and the commit took.
-fn ceiling(db: &Path, batches: &[Batch]) -> anyhow::Result<Duration> {
+/// An `understudy collect` child process on a loopback port.
+struct CollectorProcess {
+    child: Child,
+    addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl CollectorProcess {
+    /// Starts `exe collect` on a free loopback port and waits until it answers `/healthz`.
+    fn start(exe: &Path, db: &str, log: &Path) -> anyhow::Result<CollectorProcess> {
+        let mut last = String::new();
+        for _ in 0..5 {
+            let addr = free_port()?;
+            let child = Command::new(exe)
+                .args(["collect", "--listen", &addr.to_string(), "--db", db])
+                .env("RUST_LOG", "warn,understudy::collect::writer=info")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(log).context("creating the collector log")?)
+                .spawn()
+                .with_context(|| format!("starting {} collect", exe.display()))?;
+            let mut c = CollectorProcess {
+                child,
+                addr,
+                log: log.to_path_buf(),
+            };
+            match c.wait_ready() {
+                Ok(()) => return Ok(c),
+                Err(e) => {
+                    last = format!("{e:#}");
+                    let _ = c.child.kill();
+                    let _ = c.child.wait();
+                }
+            }
+        }
+        anyhow::bail!(
+            "the collector did not start: {last}\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        )
+    }
+
+    fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                anyhow::bail!("it exited with {status}");
+            }
+            if healthy(self.addr) {
+                return Ok(());
+            }
+            if started.elapsed() > START_TIMEOUT {
+                anyhow::bail!("no healthy answer within {} s", START_TIMEOUT.as_secs());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The process's peak resident set size (`VmHWM`), KiB, where `/proc` tells it.
+    fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    /// Asks the collector to stop (SIGTERM: finish requests, close the store) and waits;
+    /// kills it if it does not stop in time.
+    fn stop(mut self) -> anyhow::Result<()> {
+        let pid = self.child.id().to_string();
+        let asked = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        let started = Instant::now();
+        while asked && started.elapsed() < STOP_TIMEOUT {
+            if let Some(status) = self.child.try_wait()? {
+                if !status.success() {
+                    anyhow::bail!(
+                        "the collector exited with {status}:\n{}",
+                        std::fs::read_to_string(&self.log).unwrap_or_default()
+                    );
+                }
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.child.kill()?;
+        self.child.wait()?;
+        anyhow::bail!("the collector did not stop on SIGTERM; killed it")
+    }
+}
+
+impl Drop for CollectorProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn free_port() -> anyhow::Result<SocketAddr> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+/// Whether `GET /healthz` answers 200.
+fn healthy(addr: SocketAddr) -> bool {
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let asked = stream.write_all(
+        format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    let mut answer = Vec::new();
+    asked.is_ok() && stream.read_to_end(&mut answer).is_ok() && answer.starts_with(b"HTTP/1.1 200")
+}
+
+/// Reads back the sessions tagged `tag` and compares them with what was acknowledged:
+/// every acknowledged batch stored, and nothing stored beyond the requests that failed
+/// without an answer (those may or may not have landed).
+fn verify(db: &str, tag: &str, row: &Outcome) -> anyhow::Result<String> {
+    let spec: DbSpec = db.parse()?;
+    let store = crate::store::open(&spec)?;
+    let prefix = format!("{tag}-");
+    let (mut batches, mut events) = (0u64, 0u64);
+    for s in store.list_sessions()? {
+        if s.id.starts_with(&prefix) {
+            batches += s.batches;
+            events += s.events;
+        }
+    }
+    let acked = row.stored as u64;
+    if batches < acked || batches > acked + row.errors as u64 {
+        anyhow::bail!("{batches} batches stored, {acked} acknowledged");
+    }
+    if batches == acked && events != row.events as u64 {
+        anyhow::bail!("{events} events stored, {} acknowledged", row.events);
+    }
+    Ok(format!("{batches} batches, {events} events: ok"))
+}
+
+/// One ceiling run.
+struct Ceiling {
+    elapsed: Duration,
+    rows: usize,
+    events: usize,
+}
+
+impl Ceiling {
+    fn events_per_s(&self) -> f64 {
+        self.events as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Inserts the pool's batch rows straight into a fresh database of the store's shape, in
+/// one transaction, and times the inserts and the commit (decoding the bodies back into
+/// rows is not timed).
+fn ceiling(db: &Path, pool: &Pool) -> anyhow::Result<Ceiling> {
     // The store creates the schema and sets the pragmas; then it steps aside.
     drop(SqliteStore::open(db)?);
     let mut conn = rusqlite::Connection::open(db)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "secure_delete", "ON")?;
-    let rows = batches
-        .iter()
-        .map(|b| {
-            Ok((
-                serde_json::to_string(&b.events)?,
-                b.first_t().unwrap_or(0),
-                b.last_t().unwrap_or(0),
-            ))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let started = Instant::now();
+    let mut elapsed = Duration::ZERO;
+    let mut events = 0;
     let tx = conn.transaction()?;
     {
         let mut insert = tx.prepare(
@@ -314,7 +617,11 @@ fn ceiling(db: &Path, batches: &[Batch]) -> anyhow::Result<Duration> {
                  (session_id, seq, v, pvid, sent, received_at, first_t, last_t, n_events, events)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?;
-        for (b, (events, first_t, last_t)) in batches.iter().zip(&rows) {
+        for req in &pool.requests {
+            let json = decode::gunzip(&req.body, MAX_DECODED)?;
+            let b: Batch = event::from_json(std::str::from_utf8(&json)?)?;
+            let row = event::to_json(&b.events)?;
+            let t0 = Instant::now();
             insert.execute(rusqlite::params![
                 b.sid,
                 b.seq as i64,
@@ -322,15 +629,104 @@ fn ceiling(db: &Path, batches: &[Batch]) -> anyhow::Result<Duration> {
                 b.pvid,
                 b.sent,
                 0i64,
-                first_t,
-                last_t,
+                b.first_t().unwrap_or(0),
+                b.last_t().unwrap_or(0),
                 b.events.len() as i64,
-                events,
+                row,
             ])?;
+            elapsed += t0.elapsed();
+            events += b.events.len();
         }
     }
+    let t0 = Instant::now();
     tx.commit()?;
-    Ok(started.elapsed())
+    elapsed += t0.elapsed();
+    Ok(Ceiling {
+        elapsed,
+        rows: pool.requests.len(),
+        events,
+    })
+}
+
+/// Prints the single-thread cost of each step a batch goes through, per batch.
+fn profile(dir: &Path, pool: &Pool) -> anyhow::Result<()> {
+    let sample = &pool.requests[..pool.requests.len().min(PROFILE_BATCHES)];
+    let n = sample.len();
+    let mut t = [Duration::ZERO; 5];
+    let mut batches = Vec::with_capacity(n);
+    for req in sample {
+        let t0 = Instant::now();
+        let json = decode::gunzip(&req.body, MAX_DECODED)?;
+        let t1 = Instant::now();
+        let b: Batch = event::from_json(std::str::from_utf8(&json)?)?;
+        let t2 = Instant::now();
+        b.validate()?;
+        decode::check_plausible(&b)?;
+        let t3 = Instant::now();
+        let encoded = event::to_json(&b.events)?;
+        let t4 = Instant::now();
+        drop(encoded);
+        let copy = b.clone();
+        let t5 = Instant::now();
+        drop(copy);
+        let t6 = Instant::now();
+        for (slot, d) in t
+            .iter_mut()
+            .zip([t1 - t0, t2 - t1, t3 - t2, t4 - t3, t6 - t5])
+        {
+            *slot += d;
+        }
+        batches.push(b);
+    }
+    let us = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;
+    println!("profile: one thread, {n} batches, µs per batch:");
+    for (name, d) in [
+        "gunzip",
+        "JSON parse (event::from_json)",
+        "checks (validate, plausibility)",
+        "encode for the store (event::to_json)",
+        "drop a decoded batch",
+    ]
+    .iter()
+    .zip(t)
+    {
+        println!("  {name:<40} {:>8.1}", us(d));
+    }
+
+    let mut store = SqliteStore::open(&dir.join("profile-store.db"))?;
+    let t0 = Instant::now();
+    let mut commits = 0;
+    for group in batches.chunks(PROFILE_GROUP) {
+        store.put_batches_each(group, 0)?;
+        commits += 1;
+    }
+    let put = t0.elapsed();
+    drop(store);
+    println!(
+        "  {:<40} {:>8.1}  ({commits} transactions of {PROFILE_GROUP}, {:.2} ms each)",
+        "store put, in groups (SQL + commit)",
+        us(put),
+        put.as_secs_f64() * 1e3 / commits as f64,
+    );
+
+    let conn = rusqlite::Connection::open(dir.join("profile-sync.db"))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.execute_batch("CREATE TABLE t (x INTEGER)")?;
+    let rounds = 200;
+    let t0 = Instant::now();
+    for i in 0..rounds {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; INSERT INTO t VALUES ({i}); COMMIT"
+        ))?;
+    }
+    println!(
+        "  {:<40} {:>8.2} ms  ({rounds} one-row transactions, WAL, synchronous=FULL)",
+        "bare commit (the disk sync)",
+        t0.elapsed().as_secs_f64() * 1e3 / f64::from(rounds),
+    );
+    std::io::stdout().flush()?;
+    Ok(())
 }
 
 struct Percentiles {
@@ -376,5 +772,19 @@ mod tests {
         assert_eq!((p.p50, p.p99), (ms(3), ms(3)));
         let p = Percentiles::of(Vec::new());
         assert_eq!(p.p99, Duration::ZERO);
+    }
+
+    #[test]
+    fn pool_tags_every_session_and_decodes_as_the_collector_does() {
+        let pool = Pool::build(3, "bt").unwrap();
+        assert!(!pool.requests.is_empty());
+        let mut events = 0;
+        for req in &pool.requests {
+            let b = decode::decode_body(&req.body, None, 1 << 20, MAX_DECODED).unwrap();
+            assert!(b.sid.starts_with("bt-"), "{}", b.sid);
+            assert_eq!(b.events.len(), req.events);
+            events += req.events;
+        }
+        assert_eq!(events, pool.events);
     }
 }

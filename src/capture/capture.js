@@ -36,6 +36,9 @@
   var EP = C.endpoint || (cs && cs.getAttribute("data-endpoint")) ||
     (cs && cs.src ? new URL(cs.src).origin : L.origin) + "/v1/batches";
   try { EP = new URL(EP, L.href).href; } catch (e) {}
+  // The project's public ingest key: config `key` or the script tag's data-key, sent as ?key=.
+  var KEY = C.key || (cs && cs.getAttribute("data-key"));
+  if (KEY) EP += (EP.indexOf("?") < 0 ? "?" : "&") + "key=" + encodeURIComponent(KEY);
   // flushMs 0 ships at the end of the task that made the events (benchmarks, tests).
   var FMS = C.flushMs === 0 ? 0 : +C.flushMs >= 50 ? +C.flushMs : 1000;
   // Bytes of unsent batches held for retry while the collector is away; past it the oldest

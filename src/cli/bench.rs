@@ -6,9 +6,18 @@ use crate::exit_code;
 pub(super) fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
     match cmd {
         BenchCommand::Collect {
-            sessions,
+            db,
             connections,
-        } => crate::bench::collect::run(sessions, connections)?,
+            seconds,
+            sessions,
+            profile,
+        } => crate::bench::collect::run(&crate::bench::collect::Options {
+            db,
+            connections,
+            seconds,
+            sessions,
+            profile,
+        })?,
         BenchCommand::Fit { sessions } => crate::bench::fit::run(sessions)?,
         BenchCommand::Click => crate::bench::click::run()?,
         BenchCommand::Capture {

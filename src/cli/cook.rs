@@ -4,14 +4,13 @@
 //! them. A bad goal spec, a missing database or an unknown session id is bad input (exit 2).
 
 use std::io::{self, Write};
-use std::path::Path;
 
 use anyhow::Context;
 
 use super::CookArgs;
 use crate::cook::{cook_session, parse_goal, CookedSession, Goal};
 use crate::exit_code::{self, bad_input};
-use crate::store::{SessionStore, SqliteStore, StoreError};
+use crate::store::{self, DbSpec, SessionStore, StoreError};
 
 pub(super) fn run(args: CookArgs) -> anyhow::Result<i32> {
     let goals = parse_goals(&args.goals)?;
@@ -53,19 +52,19 @@ pub(super) fn parse_goals(specs: &[String]) -> anyhow::Result<Vec<Goal>> {
 }
 
 /// Opens an existing session database; a missing file is bad input, not a new database.
-pub(super) fn open_existing(db: &Path) -> anyhow::Result<SqliteStore> {
-    if !db.is_file() {
+pub(super) fn open_existing(db: &DbSpec) -> anyhow::Result<Box<dyn SessionStore + Send>> {
+    if db.sqlite_path().is_some_and(|p| !p.is_file()) {
         return Err(bad_input(format!(
             "no session database at {}",
             db.display()
         )));
     }
-    SqliteStore::open(db).with_context(|| format!("opening {}", db.display()))
+    store::open(db).with_context(|| format!("opening {}", db.display()))
 }
 
 /// Reads and cooks one stored session; an unknown id is bad input.
 pub(super) fn cook_stored(
-    store: &SqliteStore,
+    store: &dyn SessionStore,
     id: &str,
     goals: &[Goal],
 ) -> anyhow::Result<CookedSession> {

@@ -8,12 +8,15 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::store::DbSpec;
+
 mod bench;
 mod collect;
 mod cook;
 mod demo;
 mod fit;
 mod gate;
+mod project;
 mod replay;
 mod sessions;
 
@@ -32,9 +35,12 @@ pub struct Cli {
 pub enum Command {
     /// Run the collector: serve capture.js and store the sessions it sends.
     Collect(CollectArgs),
-    /// List, export and import recorded sessions.
+    /// List, export and import recorded sessions; forget a user; prune old sessions.
     #[command(subcommand)]
     Sessions(SessionsCommand),
+    /// Create projects (ingest key, allowed origins, admin token) and rotate their secrets.
+    #[command(subcommand)]
+    Project(ProjectCommand),
     /// Turn recorded sessions into actions, signals and outcomes.
     Cook(CookArgs),
     /// Write a self-contained HTML player for one recorded session.
@@ -65,17 +71,75 @@ pub struct CollectArgs {
     /// Address to listen on. Loopback unless you say otherwise.
     #[arg(long, default_value = "127.0.0.1:4318")]
     pub listen: SocketAddr,
-    /// SQLite file to store sessions in (created if missing).
+    /// Session database: a SQLite file (created if missing) or a postgres:// URL (the
+    /// schema is created or upgraded on start; several collectors may share one).
     #[arg(long)]
-    pub db: PathBuf,
+    pub db: DbSpec,
+    /// Projects file (TOML, from `understudy project add`): ingest keys, allowed origins,
+    /// admin tokens and rate limits. Re-read when it changes and on SIGHUP. Without it the
+    /// collector is open to any page and its admin endpoints are off (local use only).
+    #[arg(long, value_name = "FILE")]
+    pub projects: Option<PathBuf>,
+    /// Delete sessions whose last batch arrived more than N days ago, at start and hourly.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub retain_days: Option<u32>,
+    /// How often to look at the projects file for changes, in ms (tests turn it down or off).
+    #[arg(long, hide = true, default_value_t = 2000, value_name = "MS")]
+    pub projects_poll_ms: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Add a project: prints its ingest key (public, for the script tag) and an admin
+    /// token (secret, shown once). The file keeps only their SHA-256.
+    Add {
+        /// Project name, [A-Za-z0-9_-].
+        name: String,
+        /// An origin whose pages may send sessions, e.g. https://shop.example; "*" for any.
+        /// Repeatable.
+        #[arg(long = "origin", required = true, value_name = "ORIGIN")]
+        origins: Vec<String>,
+        /// Projects file (created if missing).
+        #[arg(long, value_name = "FILE")]
+        projects: PathBuf,
+        /// Batches per second allowed per key (default 1000).
+        #[arg(long, value_name = "N")]
+        rate: Option<f64>,
+        /// Batches allowed in a burst per key (default twice the rate).
+        #[arg(long, value_name = "N")]
+        burst: Option<u32>,
+    },
+    /// Mint a new ingest key; the old one is revoked (403) unless --keep-old.
+    RotateKey {
+        name: String,
+        #[arg(long, value_name = "FILE")]
+        projects: PathBuf,
+        /// Keep the old key working too (switch pages over, then rotate again).
+        #[arg(long)]
+        keep_old: bool,
+    },
+    /// Mint a new admin token; the old ones stop working unless --keep-old.
+    RotateToken {
+        name: String,
+        #[arg(long, value_name = "FILE")]
+        projects: PathBuf,
+        #[arg(long)]
+        keep_old: bool,
+    },
+    /// List the projects (names, origins, how many keys and tokens; never secrets).
+    List {
+        #[arg(long, value_name = "FILE")]
+        projects: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum SessionsCommand {
     /// List stored sessions.
     List {
+        /// Session database: a SQLite file or a postgres:// URL.
         #[arg(long)]
-        db: PathBuf,
+        db: DbSpec,
         /// One JSON object per session, as a JSON array.
         #[arg(long)]
         json: bool,
@@ -84,8 +148,9 @@ pub enum SessionsCommand {
     Export {
         /// Session id.
         id: String,
+        /// Session database: a SQLite file or a postgres:// URL.
         #[arg(long)]
-        db: PathBuf,
+        db: DbSpec,
         /// Output file; standard output when omitted.
         #[arg(long, short)]
         out: Option<PathBuf>,
@@ -94,15 +159,38 @@ pub enum SessionsCommand {
     Import {
         /// NDJSON file, as written by `sessions export`.
         file: PathBuf,
+        /// Session database: a SQLite file or a postgres:// URL.
         #[arg(long)]
-        db: PathBuf,
+        db: DbSpec,
+    },
+    /// Delete every session in which a user was identified (`understudy('identify', id)`),
+    /// overwriting the deleted bytes.
+    Forget {
+        /// The id the page passed to `understudy('identify', id)`.
+        #[arg(long)]
+        user: String,
+        /// Session database: a SQLite file or a postgres:// URL.
+        #[arg(long)]
+        db: DbSpec,
+        /// Only sessions of this project.
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Delete sessions whose last batch arrived more than N days ago.
+    Prune {
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        older_than_days: u32,
+        /// Session database: a SQLite file or a postgres:// URL.
+        #[arg(long)]
+        db: DbSpec,
     },
 }
 
 #[derive(Debug, Args)]
 pub struct CookArgs {
+    /// Session database: a SQLite file or a postgres:// URL.
     #[arg(long)]
-    pub db: PathBuf,
+    pub db: DbSpec,
     /// Only this session.
     #[arg(long)]
     pub session: Option<String>,
@@ -119,9 +207,9 @@ pub struct CookArgs {
 pub struct ReplayArgs {
     /// Session id (see `sessions list`).
     pub session: String,
-    /// SQLite file the session is stored in.
+    /// Session database the session is stored in: a SQLite file or a postgres:// URL.
     #[arg(long)]
-    pub db: PathBuf,
+    pub db: DbSpec,
     /// Where to write the player (one HTML file, no network needed; opens from file://).
     #[arg(long, short)]
     pub out: PathBuf,
@@ -129,8 +217,9 @@ pub struct ReplayArgs {
 
 #[derive(Debug, Args)]
 pub struct FitArgs {
+    /// Session database: a SQLite file or a postgres:// URL.
     #[arg(long)]
-    pub db: PathBuf,
+    pub db: DbSpec,
     /// Where to write the model (JSON).
     #[arg(long)]
     pub out: PathBuf,
@@ -254,12 +343,22 @@ pub enum ModelCommand {
 pub enum BenchCommand {
     /// Collector ingest on loopback, against raw rusqlite inserts of the same rows.
     Collect {
-        /// Sessions to send.
-        #[arg(long, default_value_t = 400)]
+        /// The collector's session database, as `collect --db`: a SQLite file or a
+        /// postgres:// URL. Default: a fresh SQLite file per row.
+        #[arg(long, value_name = "DB")]
+        db: Option<String>,
+        /// Concurrent connections; one row each.
+        #[arg(long, value_delimiter = ',', default_values_t = [1, 16, 64])]
+        connections: Vec<usize>,
+        /// Seconds of load per row (a row also ends when its pool of batches runs out).
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Synthetic sessions in each row's pool of batches (about 6 batches each).
+        #[arg(long, default_value_t = 3000)]
         sessions: usize,
-        /// Concurrent connections.
-        #[arg(long, default_value_t = 8)]
-        connections: usize,
+        /// First print where one batch's time goes (decode, checks, encoding, SQL, sync).
+        #[arg(long)]
+        profile: bool,
     },
     /// Fit speed, against parsing the same events.
     Fit {
@@ -333,6 +432,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Collect(args) => collect::run(args),
         Command::Sessions(cmd) => sessions::run(cmd),
+        Command::Project(cmd) => project::run(cmd),
         Command::Cook(args) => cook::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Fit(args) => fit::run(args),
@@ -346,5 +446,21 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(crate::exit_code::SUCCESS)
         }
         Command::Bench(cmd) => bench::run(cmd),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_collector_listens_on_loopback_unless_told_otherwise() {
+        let cli = Cli::try_parse_from(["understudy", "collect", "--db", "s.db"]).unwrap();
+        let Command::Collect(args) = cli.command else {
+            panic!("not collect");
+        };
+        assert!(args.listen.ip().is_loopback(), "{}", args.listen);
+        assert_eq!(args.listen.to_string(), "127.0.0.1:4318");
+        assert!(args.projects.is_none() && args.retain_days.is_none());
     }
 }

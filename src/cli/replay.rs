@@ -12,7 +12,7 @@ use crate::event::Batch;
 use crate::exit_code::{self, bad_input};
 use crate::replay::{render_player, ReplayError};
 use crate::report::{RunResults, HTML_PATH};
-use crate::store::{SessionStore, SqliteStore, StoreError};
+use crate::store::{self, DbSpec, SessionStore, SqliteStore, StoreError};
 
 /// Folder of the replays, relative to the HTML report's folder (`<out>/report/`).
 pub(crate) const REPLAY_DIR: &str = "replays";
@@ -32,14 +32,14 @@ pub(super) fn run(args: ReplayArgs) -> anyhow::Result<i32> {
 
 /// Opens an existing session database. A missing file, or one that is not a session
 /// database, is the user's mistake (exit code 2).
-fn open_db(db: &Path) -> anyhow::Result<SqliteStore> {
-    if !db.is_file() {
+fn open_db(db: &DbSpec) -> anyhow::Result<Box<dyn SessionStore + Send>> {
+    if db.sqlite_path().is_some_and(|p| !p.is_file()) {
         return Err(bad_input(format!(
             "no session database at {}",
             db.display()
         )));
     }
-    SqliteStore::open(db).map_err(|e| match e {
+    store::open(db).map_err(|e| match e {
         StoreError::Open { .. } | StoreError::NewerSchema { .. } => bad_input(e),
         other => anyhow::Error::new(other).context(format!("opening {}", db.display())),
     })
@@ -191,19 +191,23 @@ mod tests {
     fn unknown_sessions_and_databases_are_usage_errors() {
         let dir = tempfile::tempdir().unwrap();
         let db = stored(dir.path(), "s-1", true);
-        let store = open_db(&db).unwrap();
+        let store = open_db(&db.as_path().into()).unwrap();
         let out = dir.path().join("r.html");
         let e = write_replay(&store, "nope", &out, None).unwrap_err();
         assert_eq!(exit_code::for_error(&e), exit_code::USAGE);
         assert!(e.to_string().contains("no session with id `nope`"), "{e}");
         assert!(!out.exists());
 
-        let e = open_db(&dir.path().join("missing.db")).unwrap_err();
+        let e = open_db(&dir.path().join("missing.db").into())
+            .err()
+            .expect("no database there");
         assert_eq!(exit_code::for_error(&e), exit_code::USAGE);
         assert!(e.to_string().contains("no session database at"), "{e}");
         let junk = dir.path().join("junk.db");
         std::fs::write(&junk, vec![b'x'; 4096]).unwrap();
-        let e = open_db(&junk).unwrap_err();
+        let e = open_db(&junk.as_path().into())
+            .err()
+            .expect("not a database");
         assert_eq!(exit_code::for_error(&e), exit_code::USAGE, "{e}");
 
         let written = write_replay(&store, "s-1", &out, None).unwrap();
@@ -216,7 +220,7 @@ mod tests {
     #[test]
     fn a_session_without_snapshot_is_a_usage_error() {
         let dir = tempfile::tempdir().unwrap();
-        let store = open_db(&stored(dir.path(), "s-2", false)).unwrap();
+        let store = open_db(&stored(dir.path(), "s-2", false).into()).unwrap();
         let e = write_replay(&store, "s-2", &dir.path().join("r.html"), None).unwrap_err();
         assert_eq!(exit_code::for_error(&e), exit_code::USAGE);
         assert!(e.to_string().contains("no DOM snapshot"), "{e}");

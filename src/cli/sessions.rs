@@ -1,5 +1,5 @@
-//! `understudy sessions list | export | import`: look at, move and restore recorded
-//! sessions.
+//! `understudy sessions list | export | import | forget | prune`: look at, move, restore
+//! and delete recorded sessions.
 //!
 //! The exchange format is NDJSON: one [`Batch`] per line, in `seq` order, exactly the
 //! wire format. Import checks every line with the collector's own decoder
@@ -17,29 +17,73 @@ use crate::collect::decode::parse_batch;
 use crate::collect::Limits;
 use crate::event::Batch;
 use crate::exit_code::{self, bad_input};
-use crate::store::{SessionStore, SessionSummary, SqliteStore, StoreError};
+use crate::store::{self, DbSpec, SessionStore, SessionSummary, StoreError};
 
 pub(super) fn run(cmd: SessionsCommand) -> anyhow::Result<i32> {
     match cmd {
         SessionsCommand::List { db, json } => list(&db, json),
         SessionsCommand::Export { id, db, out } => export(&id, &db, out.as_deref()),
         SessionsCommand::Import { file, db } => import(&file, &db),
+        SessionsCommand::Forget { user, db, project } => forget(&user, &db, project.as_deref()),
+        SessionsCommand::Prune {
+            older_than_days,
+            db,
+        } => prune(older_than_days, &db),
     }?;
     Ok(exit_code::SUCCESS)
 }
 
 /// Opens an existing database; a missing file is the user's mistake, not a new database.
-fn open_existing(db: &Path) -> anyhow::Result<SqliteStore> {
-    if !db.is_file() {
+fn open_existing(db: &DbSpec) -> anyhow::Result<Box<dyn SessionStore + Send>> {
+    if db.sqlite_path().is_some_and(|p| !p.is_file()) {
         return Err(bad_input(format!(
             "no session database at {}",
             db.display()
         )));
     }
-    Ok(SqliteStore::open(db)?)
+    Ok(store::open(db)?)
 }
 
-fn list(db: &Path, json: bool) -> anyhow::Result<()> {
+/// Deletes every session that identified `user`; secure_delete and a WAL checkpoint
+/// leave none of its bytes in the database files.
+fn forget(user: &str, db: &DbSpec, project: Option<&str>) -> anyhow::Result<()> {
+    if user.is_empty() {
+        return Err(bad_input("--user must not be empty"));
+    }
+    let report = open_existing(db)?
+        .forget_user(user, project)
+        .with_context(|| format!("forgetting user {user:?} in {}", db.display()))?;
+    println!(
+        "forgot user {}: deleted {} sessions ({} batches, {} events){}",
+        printable(user, 64),
+        report.sessions,
+        report.batches,
+        report.events,
+        project.map_or(String::new(), |p| format!(" of project {p}"))
+    );
+    Ok(())
+}
+
+/// Deletes sessions whose last batch arrived more than `days` days ago.
+fn prune(days: u32, db: &DbSpec) -> anyhow::Result<()> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let cutoff = now - i64::from(days) * 86_400_000;
+    let report = open_existing(db)?
+        .prune_sessions(cutoff)
+        .with_context(|| format!("pruning {}", db.display()))?;
+    println!(
+        "deleted {} sessions ({} batches, {} events) whose last batch arrived before {}",
+        report.sessions,
+        report.batches,
+        report.events,
+        iso8601_utc(cutoff)
+    );
+    Ok(())
+}
+
+fn list(db: &DbSpec, json: bool) -> anyhow::Result<()> {
     let sessions = open_existing(db)?.list_sessions()?;
     let mut out = io::stdout().lock();
     let written = if json {
@@ -55,7 +99,7 @@ fn list(db: &Path, json: bool) -> anyhow::Result<()> {
     ignore_broken_pipe(written.and_then(|()| out.flush())).context("writing the listing")
 }
 
-fn export(id: &str, db: &Path, out: Option<&Path>) -> anyhow::Result<()> {
+fn export(id: &str, db: &DbSpec, out: Option<&Path>) -> anyhow::Result<()> {
     let batches = match open_existing(db)?.session_batches(id) {
         Err(err @ StoreError::NotFound(_)) => return Err(bad_input(err)),
         other => other?,
@@ -109,7 +153,7 @@ fn ignore_broken_pipe(result: io::Result<()>) -> io::Result<()> {
     }
 }
 
-fn import(file: &Path, db: &Path) -> anyhow::Result<()> {
+fn import(file: &Path, db: &DbSpec) -> anyhow::Result<()> {
     let shown = file.display();
     let reader = File::open(file)
         .map(BufReader::new)
@@ -125,7 +169,7 @@ fn import(file: &Path, db: &Path) -> anyhow::Result<()> {
     sids.sort_unstable();
     sids.dedup();
 
-    let mut store = SqliteStore::open(db)?;
+    let mut store = store::open(db)?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);

@@ -25,6 +25,9 @@ pub enum CollectError {
     /// A background task panicked or was cancelled.
     #[error("collector task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// The options do not fit together.
+    #[error("collector misconfigured: {0}")]
+    Config(String),
 }
 
 /// Longest message sent back, in bytes.

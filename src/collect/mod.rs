@@ -7,6 +7,8 @@
 //! | `GET` | `/capture.js` | the recorder script ([`crate::capture::SCRIPT`]) |
 //! | `GET` | `/healthz` | `{"status":"ok"}` while the store writer runs, else 503 |
 //! | `POST` | `/v1/batches` | one [`Batch`](crate::event::Batch), JSON or gzip'd JSON |
+//! | `DELETE` | `/v1/users/{user}` | forget a user (admin token, see [`admin`]) |
+//! | `GET` | `/v1/sessions`, `/v1/sessions/{sid}` | list, export as NDJSON (admin token) |
 //!
 //! `POST /v1/batches` is sent by pages as `Content-Type: text/plain` so that browsers
 //! skip the CORS preflight; gzip is recognised by its magic bytes (and
@@ -16,7 +18,21 @@
 //! failures 503, all with `{"error":"<message>"}`; nothing is stored for them. See
 //! [`decode`] for the checks and [`Limits`] for the bounds.
 //!
-//! CORS allows any origin for now, so a page anywhere can load the script and post.
+//! ## Open or with projects
+//!
+//! Without projects (plain [`serve`], [`serve_store`]) the collector is open, for local
+//! use: any page may post, CORS allows any origin, the admin endpoints are off.
+//!
+//! With projects ([`Options::access`], from a projects file, see [`projects`]) a post
+//! needs a project's ingest key as `?key=` (401 missing or unknown, 403 revoked), a page
+//! `Origin` on the project's allow-list (403 otherwise; only allowed origins get CORS
+//! headers), and fits the key's token bucket (429 with `Retry-After`). Every session is
+//! claimed for the project that sent its first batch; another project's key cannot add to
+//! it (403). The admin endpoints take a project's bearer token and act on that project's
+//! sessions only.
+//!
+//! The admin endpoints, session claims and retention ([`Options::retain`]) run on a
+//! second store connection ([`Options::admin_store`]); see [`admin`].
 //!
 //! Decoding runs on blocking threads, at most [`Limits::max_in_flight`] at once, which
 //! bounds memory; storing goes through one writer thread with group commit.
@@ -28,9 +44,9 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tokio::net::TcpListener;
@@ -39,11 +55,18 @@ use tower_http::cors::{Any, CorsLayer};
 
 use crate::store::{PutOutcome, SessionStore, SqliteStore};
 
+pub mod access;
+pub mod admin;
 pub mod decode;
 mod error;
+pub mod projects;
 mod writer;
 
+pub use access::Access;
+use admin::AdminStore;
+pub use admin::Retention;
 pub use error::{ApiError, CollectError};
+use projects::{Hash, KeyCheck, RateLimit};
 use writer::{WriteError, Writer, WriterThread};
 
 /// The path pages post batches to.
@@ -75,12 +98,39 @@ impl Default for Limits {
     }
 }
 
-/// The collector's shared state: limits and the store writer.
+/// The collector's shared state: limits, the store writer, and (with projects) access
+/// control and the admin store.
 #[derive(Debug)]
 pub struct Collector {
     limits: Limits,
     writer: Writer,
     in_flight: Semaphore,
+    access: Option<Arc<Access>>,
+    admin: Option<AdminStore>,
+}
+
+/// How a collector runs, beyond the store it writes to.
+#[derive(Default)]
+pub struct Options {
+    pub limits: Limits,
+    /// Projects: keys, origins, admin tokens, rate limits. `None`: an open collector.
+    pub access: Option<Arc<Access>>,
+    /// A second connection to the same store for everything but ingest: session claims,
+    /// the admin endpoints and retention. Needed with `access` or `retain`.
+    pub admin_store: Option<Box<dyn SessionStore + Send>>,
+    /// Delete sessions whose last batch is older than this, at start and periodically.
+    pub retain: Option<Retention>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("limits", &self.limits)
+            .field("access", &self.access)
+            .field("admin_store", &self.admin_store.is_some())
+            .field("retain", &self.retain)
+            .finish()
+    }
 }
 
 impl Collector {
@@ -90,12 +140,23 @@ impl Collector {
         store: impl SessionStore + Send + 'static,
         limits: Limits,
     ) -> Result<(Arc<Collector>, StoreThread), CollectError> {
+        Collector::start_with(store, limits, None, None)
+    }
+
+    fn start_with(
+        store: impl SessionStore + Send + 'static,
+        limits: Limits,
+        access: Option<Arc<Access>>,
+        admin: Option<AdminStore>,
+    ) -> Result<(Arc<Collector>, StoreThread), CollectError> {
         let (writer, thread) = Writer::start(store).map_err(CollectError::Thread)?;
         let in_flight = Semaphore::new(limits.max_in_flight.max(1));
         let collector = Collector {
             limits,
             writer,
             in_flight,
+            access,
+            admin,
         };
         Ok((Arc::new(collector), StoreThread(thread)))
     }
@@ -118,21 +179,38 @@ impl StoreThread {
     }
 }
 
-/// The collector's routes, with CORS for any origin.
+/// The collector's routes. The script and health check allow any origin; ingest allows
+/// any origin when open and each project's origins with projects; the admin endpoints
+/// send no CORS headers (they are not for pages).
 pub fn router(state: Arc<Collector>) -> Router {
-    let cors = CorsLayer::new()
-        .allow_origin(Any)
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers([header::CONTENT_TYPE, header::CONTENT_ENCODING])
-        .max_age(Duration::from_secs(24 * 60 * 60));
-    Router::new()
+    let any_origin = || {
+        CorsLayer::new()
+            .allow_origin(Any)
+            .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+            .allow_headers([header::CONTENT_TYPE, header::CONTENT_ENCODING])
+            .max_age(Duration::from_secs(24 * 60 * 60))
+    };
+    let public = Router::new()
         .route(SCRIPT_PATH, get(script))
         .route("/healthz", get(healthz))
-        .route(BATCHES_PATH, post(post_batch))
+        .layer(any_origin());
+    let ingest = Router::new().route(BATCHES_PATH, post(post_batch).options(preflight));
+    let ingest = if state.access.is_none() {
+        ingest.layer(any_origin())
+    } else {
+        ingest
+    };
+    let admin = Router::new()
+        .route("/v1/users/{user}", delete(admin::forget_user))
+        .route("/v1/sessions", get(admin::list_sessions))
+        .route("/v1/sessions/{sid}", get(admin::export_session));
+    Router::new()
+        .merge(public)
+        .merge(ingest)
+        .merge(admin)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
-        .layer(cors)
 }
 
 /// Serves the collector on `listener`, storing into the SQLite file `db` (created if
@@ -155,11 +233,47 @@ pub async fn serve_store(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), CollectError> {
-    let (collector, thread) = Collector::start(store, limits)?;
+    let options = Options {
+        limits,
+        ..Options::default()
+    };
+    serve_with(listener, store, options, shutdown).await
+}
+
+/// Like [`serve_store`], with projects, admin endpoints and retention as `options` say.
+pub async fn serve_with(
+    listener: TcpListener,
+    store: impl SessionStore + Send + 'static,
+    options: Options,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), CollectError> {
+    let Options {
+        limits,
+        access,
+        admin_store,
+        retain,
+    } = options;
+    let admin = admin_store.map(AdminStore::new);
+    if admin.is_none() && (access.is_some() || retain.is_some()) {
+        return Err(CollectError::Config(
+            "projects and retention need a second store connection (Options::admin_store)".into(),
+        ));
+    }
+    let mut background = Vec::new();
+    if let Some(access) = &access {
+        background.push(tokio::spawn(admin::watch_projects(Arc::clone(access))));
+    }
+    if let (Some(retention), Some(admin)) = (retain, &admin) {
+        background.push(tokio::spawn(admin::retain(admin.clone(), retention)));
+    }
+    let (collector, thread) = Collector::start_with(store, limits, access, admin)?;
     let app = router(collector);
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
+    for task in background {
+        task.abort();
+    }
     // The router and every connection are gone now, so the writer drains and stops.
     tokio::task::spawn_blocking(move || thread.join()).await?;
     Ok(served?)
@@ -204,9 +318,158 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
+/// A post that passed the key and origin checks.
+struct Admitted {
+    project: String,
+    key: Hash,
+    rate: RateLimit,
+    /// The page's origin, allowed: echoed in `Access-Control-Allow-Origin`.
+    origin: Option<HeaderValue>,
+}
+
+impl Admitted {
+    /// Lets the page read the answer.
+    fn cors(&self, response: &mut Response) {
+        if let Some(origin) = &self.origin {
+            let h = response.headers_mut();
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+            h.append(header::VARY, HeaderValue::from_static("Origin"));
+        }
+    }
+}
+
+/// Longest part of a refused `Origin` quoted back.
+const MAX_ORIGIN_SHOWN: usize = 100;
+
+/// Checks the ingest key (`?key=`) and the page's `Origin` against the projects.
+fn admit(access: &Access, uri: &Uri, headers: &HeaderMap) -> Result<Admitted, ApiError> {
+    let key = uri.query().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "key")
+            .map(|(_, v)| v.into_owned())
+    });
+    let Some(key) = key.filter(|k| !k.is_empty()) else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing ingest key: post to /v1/batches?key=pk_… (capture.js sends its script \
+             tag's data-key)",
+        ));
+    };
+    let projects = access.projects();
+    let (project, hash) = match projects.check_key(&key) {
+        KeyCheck::Active(project, hash) => (project, hash),
+        KeyCheck::Revoked(project) => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "ingest key revoked: project `{}` has a new key; update the script tag",
+                    project.name
+                ),
+            ))
+        }
+        KeyCheck::Unknown => {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unknown ingest key",
+            ))
+        }
+    };
+    let origin = headers.get(header::ORIGIN);
+    if let Some(origin) = origin {
+        if !origin.to_str().is_ok_and(|o| project.allows_origin(o)) {
+            let shown: String = String::from_utf8_lossy(origin.as_bytes())
+                .chars()
+                .take(MAX_ORIGIN_SHOWN)
+                .collect();
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "origin `{shown}` may not send sessions to project `{}`; add it to the project's origins",
+                    project.name
+                ),
+            ));
+        }
+    }
+    Ok(Admitted {
+        project: project.name.clone(),
+        key: hash,
+        rate: project.rate,
+        origin: origin.cloned(),
+    })
+}
+
 async fn post_batch(
     State(state): State<Arc<Collector>>,
+    uri: Uri,
     headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(access) = &state.access else {
+        return ingest(&state, None, &headers, body).await.into_response();
+    };
+    let admitted = match admit(access, &uri, &headers) {
+        Ok(a) => a,
+        Err(refusal) => return refusal.into_response(),
+    };
+    if let Err(wait) = access.take(&admitted.key, admitted.rate, std::time::Instant::now()) {
+        let secs = (wait.as_secs_f64().ceil() as u64).max(1);
+        let message = format!(
+            "rate limit of project `{}` exceeded ({} batches/s, burst {}); retry after {secs} s",
+            admitted.project, admitted.rate.per_second, admitted.rate.burst
+        );
+        let mut response = (
+            [(header::RETRY_AFTER, HeaderValue::from(secs))],
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, message),
+        )
+            .into_response();
+        admitted.cors(&mut response);
+        return response;
+    }
+    let mut response = ingest(&state, Some(&admitted.project), &headers, body)
+        .await
+        .into_response();
+    admitted.cors(&mut response);
+    response
+}
+
+/// A CORS preflight for `/v1/batches` with projects: allowed only for a known key and an
+/// allowed origin. (Open collectors answer preflights in their CORS layer.)
+async fn preflight(State(state): State<Arc<Collector>>, uri: Uri, headers: HeaderMap) -> Response {
+    let Some(access) = &state.access else {
+        return StatusCode::NO_CONTENT.into_response();
+    };
+    match admit(access, &uri, &headers) {
+        Ok(admitted) => {
+            let mut response = (
+                StatusCode::NO_CONTENT,
+                [
+                    (
+                        header::ACCESS_CONTROL_ALLOW_METHODS,
+                        HeaderValue::from_static("POST"),
+                    ),
+                    (
+                        header::ACCESS_CONTROL_ALLOW_HEADERS,
+                        HeaderValue::from_static("content-type, content-encoding"),
+                    ),
+                    (
+                        header::ACCESS_CONTROL_MAX_AGE,
+                        HeaderValue::from_static("86400"),
+                    ),
+                ],
+            )
+                .into_response();
+            admitted.cors(&mut response);
+            response
+        }
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// Reads, decodes, (with projects) claims and stores one batch.
+async fn ingest(
+    state: &Collector,
+    project: Option<&str>,
+    headers: &HeaderMap,
     body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let limits = &state.limits;
@@ -249,6 +512,8 @@ async fn post_batch(
         .await
         .map_err(|_| ApiError::unavailable("the collector is shutting down"))?;
     let (max_body, max_decoded) = (limits.max_body_bytes, limits.max_decoded_bytes);
+    // Tells the writer a batch is on its way, so the group it forms can wait for it.
+    let ticket = state.writer.ticket();
     let batch = tokio::task::spawn_blocking(move || {
         decode::decode_body(&bytes, encoding.as_deref(), max_body, max_decoded)
     })
@@ -260,7 +525,11 @@ async fn post_batch(
         )
     })??;
 
-    let status = match state.writer.put(batch).await {
+    if let (Some(project), Some(admin)) = (project, &state.admin) {
+        admin.claim(&batch.sid, project).await?;
+    }
+
+    let status = match ticket.put(batch).await {
         Ok(PutOutcome::Stored) => "stored",
         Ok(PutOutcome::Duplicate) => "duplicate",
         Err(WriteError::Store(crate::store::StoreError::Invalid { reason, .. })) => {

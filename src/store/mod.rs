@@ -1,4 +1,5 @@
-//! Session storage: the [`SessionStore`] trait and its SQLite implementation.
+//! Session storage: the [`SessionStore`] trait, its SQLite and PostgreSQL
+//! implementations, and [`open`], which picks one from a `--db` value ([`DbSpec`]).
 //!
 //! This module owns the on-disk layout of recorded sessions and is the only one that
 //! knows SQL. What goes in is validated [`Batch`]es (the wire format of
@@ -17,11 +18,18 @@
 
 use crate::event::Batch;
 
+mod postgres;
+mod spec;
 mod sqlite;
 
+pub use postgres::{PgError, PostgresStore};
+pub use spec::{open, DbSpec, SpecError};
 pub use sqlite::SqliteStore;
 
 /// A place where recorded sessions are kept.
+///
+/// Adding a method? Implement it for both backends and forward it in the `Box<S>` impl
+/// below (a defaulted method that is not forwarded silently skips the backend's own).
 pub trait SessionStore {
     /// Stores one batch; (sid, seq) already present → Ok(PutOutcome::Duplicate), nothing changes.
     fn put_batch(&mut self, batch: &Batch, received_at_ms: i64) -> Result<PutOutcome, StoreError>;
@@ -54,6 +62,141 @@ pub trait SessionStore {
             .iter()
             .map(|b| self.put_batch(b, received_at_ms))
             .collect()
+    }
+
+    /// Deletes every session in which `user` was identified, with all its batches, in one
+    /// transaction.
+    ///
+    /// A session is the user's if any of its events is a custom `identify` whose
+    /// `data.user` is `user` (a string, or a number written as `user`; see
+    /// [`identified_user`]), or if its summary's `user` is `user`. With `project`, only
+    /// sessions claimed by that project ([`SessionStore::claim_session`]) are deleted.
+    /// The deleted bytes must not stay readable in the store's files (SQLite:
+    /// `secure_delete` and a WAL checkpoint).
+    fn forget_user(
+        &mut self,
+        user: &str,
+        project: Option<&str>,
+    ) -> Result<ForgetReport, StoreError>;
+
+    /// Deletes every session whose latest batch was received (collector clock) before
+    /// `received_before_ms`, epoch ms. Retention: `collect --retain-days`, `sessions prune`.
+    fn prune_sessions(&mut self, received_before_ms: i64) -> Result<ForgetReport, StoreError>;
+
+    /// Records that session `sid` belongs to `project`, unless some project claimed it
+    /// already, and returns the project that owns it. The collector claims every session
+    /// before storing its batches when it runs with projects, so that one project can
+    /// neither write into nor read another's sessions. Durable like a put.
+    fn claim_session(&mut self, sid: &str, project: &str) -> Result<String, StoreError>;
+
+    /// The project that claimed session `sid`, if any.
+    fn session_project(&self, sid: &str) -> Result<Option<String>, StoreError>;
+
+    /// The sessions claimed by `project`, ordered like [`SessionStore::list_sessions`].
+    fn list_project_sessions(&self, project: &str) -> Result<Vec<SessionSummary>, StoreError> {
+        let mut out = Vec::new();
+        for s in self.list_sessions()? {
+            if self.session_project(&s.id)?.as_deref() == Some(project) {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// What forgetting a user or pruning old sessions deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ForgetReport {
+    /// Sessions deleted.
+    pub sessions: u64,
+    /// Batches deleted.
+    pub batches: u64,
+    /// Events in those batches.
+    pub events: u64,
+}
+
+impl ForgetReport {
+    /// Adds another report's counts.
+    pub fn add(&mut self, other: ForgetReport) {
+        self.sessions += other.sessions;
+        self.batches += other.batches;
+        self.events += other.events;
+    }
+}
+
+/// The user an `identify` custom event's `data` names: `data.user` as a string, or a
+/// number written out (`42`). The same rule picks [`SessionSummary::user`].
+pub fn identified_user(data: &serde_json::Value) -> Option<String> {
+    match data.get("user") {
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Whether any event of `events` identifies `user` ([`identified_user`]).
+pub fn identifies(events: &[crate::event::Event], user: &str) -> bool {
+    events.iter().any(|e| match e {
+        crate::event::Event::Custom(c) if c.name == "identify" => {
+            identified_user(&c.data).as_deref() == Some(user)
+        }
+        _ => false,
+    })
+}
+
+/// A boxed store is a store, so that [`open`] can return either backend. Every trait
+/// method is forwarded, defaulted ones included.
+impl<S: SessionStore + ?Sized> SessionStore for Box<S> {
+    fn put_batch(&mut self, batch: &Batch, received_at_ms: i64) -> Result<PutOutcome, StoreError> {
+        (**self).put_batch(batch, received_at_ms)
+    }
+
+    fn put_batches(
+        &mut self,
+        batches: &[Batch],
+        received_at_ms: i64,
+    ) -> Result<PutReport, StoreError> {
+        (**self).put_batches(batches, received_at_ms)
+    }
+
+    fn list_sessions(&self) -> Result<Vec<SessionSummary>, StoreError> {
+        (**self).list_sessions()
+    }
+
+    fn session_batches(&self, sid: &str) -> Result<Vec<Batch>, StoreError> {
+        (**self).session_batches(sid)
+    }
+
+    fn put_batches_each(
+        &mut self,
+        batches: &[Batch],
+        received_at_ms: i64,
+    ) -> Result<Vec<PutOutcome>, StoreError> {
+        (**self).put_batches_each(batches, received_at_ms)
+    }
+
+    fn forget_user(
+        &mut self,
+        user: &str,
+        project: Option<&str>,
+    ) -> Result<ForgetReport, StoreError> {
+        (**self).forget_user(user, project)
+    }
+
+    fn prune_sessions(&mut self, received_before_ms: i64) -> Result<ForgetReport, StoreError> {
+        (**self).prune_sessions(received_before_ms)
+    }
+
+    fn claim_session(&mut self, sid: &str, project: &str) -> Result<String, StoreError> {
+        (**self).claim_session(sid, project)
+    }
+
+    fn session_project(&self, sid: &str) -> Result<Option<String>, StoreError> {
+        (**self).session_project(sid)
+    }
+
+    fn list_project_sessions(&self, project: &str) -> Result<Vec<SessionSummary>, StoreError> {
+        (**self).list_project_sessions(project)
     }
 }
 
@@ -140,6 +283,17 @@ pub enum StoreError {
     /// The database failed.
     #[error("session database error: {0}")]
     Db(#[from] rusqlite::Error),
+    /// The PostgreSQL server could not be reached, or its database not prepared.
+    #[error("cannot open session database {url}: {source}")]
+    PostgresOpen {
+        /// The URL, password hidden.
+        url: String,
+        #[source]
+        source: PgError,
+    },
+    /// PostgreSQL failed.
+    #[error("session database error: {0}")]
+    Postgres(#[source] PgError),
 }
 
 /// Facts about one batch that the session summary is made of.

@@ -14,12 +14,19 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
-use super::{BatchFacts, PutOutcome, PutReport, SessionStore, SessionSummary, StoreError};
+use super::{
+    BatchFacts, ForgetReport, PutOutcome, PutReport, SessionStore, SessionSummary, StoreError,
+};
 use crate::event::{Batch, Event};
+
+mod admin;
 
 /// Schema migrations, in order. Migration `i` takes `user_version` from `i` to `i + 1`.
 /// Never edit a released migration; append a new one.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_projects.sql"),
+];
 
 /// How long a writer waits for another writer's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -283,12 +290,38 @@ impl SessionStore for SqliteStore {
         }
         Ok(batches)
     }
+
+    fn forget_user(
+        &mut self,
+        user: &str,
+        project: Option<&str>,
+    ) -> Result<ForgetReport, StoreError> {
+        admin::forget_user(&mut self.conn, user, project)
+    }
+
+    fn prune_sessions(&mut self, received_before_ms: i64) -> Result<ForgetReport, StoreError> {
+        admin::prune_sessions(&mut self.conn, received_before_ms)
+    }
+
+    fn claim_session(&mut self, sid: &str, project: &str) -> Result<String, StoreError> {
+        admin::claim_session(&mut self.conn, sid, project)
+    }
+
+    fn session_project(&self, sid: &str) -> Result<Option<String>, StoreError> {
+        admin::owner(&self.conn, sid)
+    }
+
+    fn list_project_sessions(&self, project: &str) -> Result<Vec<SessionSummary>, StoreError> {
+        admin::list_project_sessions(&self.conn, project)
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    //! What only SQLite has. The behaviour every store shares is tested once for both
+    //! backends in `tests/store_suite` (run by `tests/store_sqlite.rs` and
+    //! `tests/store_postgres.rs`).
     use super::*;
-    use crate::event::SCHEMA_VERSION;
 
     fn batch(sid: &str, pvid: &str, seq: u64, events: &str) -> Batch {
         let b: Batch = serde_json::from_str(&format!(
@@ -297,155 +330,6 @@ mod tests {
         .unwrap();
         b.validate().unwrap();
         b
-    }
-
-    fn vis(sid: &str, seq: u64, t: i64) -> Batch {
-        batch(
-            sid,
-            "p1",
-            seq,
-            &format!(r#"[{{"k":"vis","t":{t},"hidden":false}}]"#),
-        )
-    }
-
-    fn open() -> (tempfile::TempDir, SqliteStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
-        (dir, store)
-    }
-
-    #[test]
-    fn duplicate_is_stored_once() {
-        let (_dir, mut store) = open();
-        let b = vis("s1", 0, 1_000);
-        assert_eq!(store.put_batch(&b, 5).unwrap(), PutOutcome::Stored);
-        let mut changed = b.clone();
-        changed.pvid = "other".into();
-        assert_eq!(store.put_batch(&changed, 6).unwrap(), PutOutcome::Duplicate);
-        assert_eq!(store.session_batches("s1").unwrap(), vec![b]);
-        let s = &store.list_sessions().unwrap()[0];
-        assert_eq!((s.batches, s.events, s.pages), (1, 1, 1));
-    }
-
-    #[test]
-    fn out_of_order_arrival_is_ordered_on_read() {
-        let (_dir, mut store) = open();
-        for seq in [3, 0, 2, 1] {
-            store
-                .put_batch(&vis("s1", seq, 1_000 + seq as i64), 0)
-                .unwrap();
-        }
-        let seqs: Vec<u64> = store
-            .session_batches("s1")
-            .unwrap()
-            .iter()
-            .map(|b| b.seq)
-            .collect();
-        assert_eq!(seqs, [0, 1, 2, 3]);
-    }
-
-    #[test]
-    fn put_batches_is_all_or_nothing() {
-        let (_dir, mut store) = open();
-        store.put_batch(&vis("s1", 0, 1_000), 0).unwrap();
-        let mut bad = vis("s2", 1, 1_000);
-        bad.v = SCHEMA_VERSION + 1;
-        let err = store
-            .put_batches(&[vis("s2", 0, 1_000), bad, vis("s3", 0, 1_000)], 0)
-            .unwrap_err();
-        assert!(matches!(err, StoreError::Invalid { seq: 1, .. }), "{err}");
-        let ids: Vec<String> = store
-            .list_sessions()
-            .unwrap()
-            .into_iter()
-            .map(|s| s.id)
-            .collect();
-        assert_eq!(ids, ["s1"]);
-        assert!(matches!(
-            store.session_batches("s2"),
-            Err(StoreError::NotFound(_))
-        ));
-
-        // The good ones go in together, and duplicates (also within the call) are counted.
-        let report = store
-            .put_batches(
-                &[
-                    vis("s1", 0, 1_000),
-                    vis("s2", 0, 1_000),
-                    vis("s2", 0, 1_000),
-                ],
-                0,
-            )
-            .unwrap();
-        assert_eq!(
-            report,
-            PutReport {
-                stored: 1,
-                duplicates: 2
-            }
-        );
-    }
-
-    #[test]
-    fn unknown_session_is_not_found() {
-        let (_dir, store) = open();
-        match store.session_batches("nope") {
-            Err(StoreError::NotFound(id)) => assert_eq!(id, "nope"),
-            other => panic!("expected NotFound, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn summary_tracks_bounds_pages_url_and_user() {
-        let (_dir, mut store) = open();
-        let meta = |t: i64, url: &str| {
-            format!(r#"{{"k":"meta","t":{t},"url":"{url}","load":"navigate","w":800,"h":600}}"#)
-        };
-        let ident = |t: i64, user: &str| {
-            format!(r#"{{"k":"custom","t":{t},"name":"identify","data":{{"user":"{user}"}}}}"#)
-        };
-        // The second page view arrives first.
-        store
-            .put_batch(
-                &batch(
-                    "s1",
-                    "p2",
-                    2,
-                    &format!("[{}, {}]", meta(5_000, "http://a/two"), ident(5_100, "bob")),
-                ),
-                0,
-            )
-            .unwrap();
-        store
-            .put_batch(
-                &batch(
-                    "s1",
-                    "p1",
-                    0,
-                    &format!("[{}, {}]", meta(1_000, "http://a/one"), ident(1_100, "ann")),
-                ),
-                0,
-            )
-            .unwrap();
-        store.put_batch(&vis("s1", 1, 9_000), 0).unwrap();
-        store.put_batch(&vis("s0", 0, 500), 0).unwrap();
-
-        let list = store.list_sessions().unwrap();
-        assert_eq!(list.len(), 2);
-        assert_eq!(list[0].id, "s0", "oldest first");
-        assert_eq!(
-            list[1],
-            SessionSummary {
-                id: "s1".into(),
-                started_at: 1_000,
-                ended_at: 9_000,
-                batches: 3,
-                events: 5,
-                pages: 2,
-                first_url: Some("http://a/one".into()),
-                user: Some("bob".into()),
-            }
-        );
     }
 
     #[test]

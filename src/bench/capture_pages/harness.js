@@ -6,7 +6,7 @@
   var KEEP = __KEEP__;
   var B = (window.__bench = {
     t0: 0, tWork: 0, n0: 0, times: [], out: [], longtasks: [], gaps: [],
-    bytes: 0, batches: 0, breaker: false, src: "", ticking: false
+    bytes: 0, batches: 0, breaker: false, snapSeen: false, scanned: 0, src: "", ticking: false
   });
   try {
     new PerformanceObserver(function (list) {
@@ -24,7 +24,10 @@
     last = n;
     if (B.ticking) tick.port2.postMessage(0);
   };
-  function startTicker() { last = performance.now(); B.ticking = true; tick.port2.postMessage(0); }
+  function startTicker() {
+    last = performance.now();
+    if (!B.ticking) { B.ticking = true; tick.port2.postMessage(0); }
+  }
 
   // capture.js hands its batches to this function instead of the network (the benchmark
   // sets `flushMs: 0`: ship at the end of the task that produced events).
@@ -36,6 +39,7 @@
       B.bytes += s.length;
       B.batches++;
       if (!B.breaker && s.indexOf('"$breaker"') >= 0) B.breaker = true;
+      if (!B.snapSeen && s.indexOf('"k":"snap"') >= 0) B.snapSeen = true;
     }
   };
   // rrweb's `emit`: keeps the event objects; they are serialised after the measurement.
@@ -45,8 +49,11 @@
   function inTask(measure, f) {
     var c = new MessageChannel();
     B.tWork = 0;
+    B.snapSeen = false;
+    B.scanned = 0;
     c.port1.onmessage = function () {
-      if (measure) { B.t0 = performance.now(); B.n0 = B.times.length; startTicker(); }
+      if (measure) { B.t0 = performance.now(); B.n0 = B.times.length; }
+      startTicker();
       f();
       B.tWork = performance.now();
     };
@@ -65,12 +72,33 @@
   };
   B.go = function () { return inTask(true, function () { window.workload(); }); };
   B.lastEmit = function () { return B.times.length > B.n0 ? B.times[B.times.length - 1] : 0; };
-  // Whether the page has been quiet (no emission, workload done) for `ms`.
-  B.quiet = function (ms, needEmit) {
-    var n = performance.now();
+  // Whether a full snapshot was emitted (since n0, when kept).
+  function hasSnap() {
+    for (; B.scanned < B.out.length; B.scanned++) {
+      var e = B.out[B.scanned];
+      if (B.scanned >= B.n0 && (typeof e === "string" ? e.indexOf('"k":"snap"') >= 0 : e.type === 2)) {
+        B.snapSeen = true;
+      }
+    }
+    return B.snapSeen;
+  }
+  // Whether the page has been quiet for `ms`: the task started last is over, nothing was
+  // emitted for `ms`, and the main thread was not mostly busy then (under 3/4 of it in
+  // ticker gaps over 2 ms: a time-sliced recorder still at work keeps it busier; an idle
+  // page on a loaded machine shows some gaps too). With `needEmit`, at least one emission
+  // since t0; with `needSnap`, a full snapshot.
+  B.quiet = function (ms, needEmit, needSnap) {
+    var n = performance.now(), from = n - ms, busy = 0, i, g;
     if (!B.tWork) return false;
     if (needEmit && B.times.length <= B.n0) return false;
-    return n - Math.max(B.tWork, B.lastEmit()) >= ms;
+    if (needSnap && !hasSnap()) return false;
+    if (n - Math.max(B.tWork, B.lastEmit()) < ms) return false;
+    for (i = B.gaps.length - 1; i >= 0; i--) {
+      g = B.gaps[i];
+      if (g[0] + g[1] <= from) break;
+      busy += g[0] + g[1] - Math.max(g[0], from);
+    }
+    return busy < 0.75 * ms;
   };
   B.result = function () {
     var stop = performance.now(), t0 = B.t0, lt = 0, gap = 0;
