@@ -39,7 +39,7 @@
   // The project's public ingest key: config `key` or the script tag's data-key, sent as ?key=.
   var KEY = C.key || (cs && cs.getAttribute("data-key"));
   if (KEY) EP += (EP.indexOf("?") < 0 ? "?" : "&") + "key=" + encodeURIComponent(KEY);
-  // flushMs 0 ships at the end of the task that made the events (benchmarks, tests).
+  // flushMs 0 ships right after the events are made, in a microtask (benchmarks, tests).
   var FMS = C.flushMs === 0 ? 0 : +C.flushMs >= 50 ? +C.flushMs : 1000;
   // Bytes of unsent batches held for retry while the collector is away; past it the oldest
   // are dropped, counted, and reported in the stream as custom "$lost".
@@ -47,7 +47,7 @@
   var HDR = [].concat(C.headers || []).map(function (h) { return String(h).toLowerCase(); });
   var UNS = ["[data-understudy-unmask]"].concat([].concat(C.unmask || []).filter(function (s) {
     try { D.createDocumentFragment().querySelector(s); return true; } catch (e) { return false; }
-  })).join(",");
+  })).join(","), UNQ = UNS === "[data-understudy-unmask]";
   var KEEP = /^(id|class|style|role|type|name|for|rel|lang|dir|tabindex|disabled|hidden|checked|selected|multiple|required|readonly|width|height|colspan|rowspan|method|data-testid|data-test-id|data-test|data-understudy-unmask|data-understudy-exclude|viewbox|d|fill|stroke|points|x|y|cx|cy|r|rx|ry|x1|y1|x2|y2|transform|xmlns|stroke-width|opacity|preserveaspectratio)$/;
   var ARIAX = /^aria-(label|description|valuetext|placeholder|roledescription)$/;
   var FIELD = /^(input|textarea|select)$/, TXT = /^(text|email|tel|url|search)$/;
@@ -120,19 +120,40 @@
     if (snapping) return void later.push(e);
     buf.push(e);
     if (buf.length >= 500 && !snapping) flush();
-    else if (!tm) tm = setTimeout(safe(flush), FMS);
+    else arm();
+  }
+  // Schedules a flush: after flushMs, or with flushMs 0 in a microtask, so the batch leaves
+  // before the browser renders or runs another task.
+  function arm() {
+    if (tm) return;
+    if (FMS) tm = setTimeout(safe(flush), FMS);
+    else { tm = -1; Promise.resolve().then(safe(flush)); }
   }
   function on(t, ty, f, cap) {
     t.addEventListener(ty, function (e) { if (REC) try { f(e); } catch (x) {} }, { capture: cap !== false, passive: true });
   }
 
   /* ---------- serialisation ---------- */
-  function av(k, v, um, el) {
-    var l = k.toLowerCase();
-    if (l === "value") return star(v);
-    if (/^(href|src|action|xlink:href)$/.test(l)) return v[0] === "#" && el.namespaceURI === SVG ? v : url(v, el.baseURI);
-    return um || KEEP.test(l) || (/^aria-/.test(l) && !ARIAX.test(l)) ? v : star(v);
+  // Attribute name -> how its value is sent: 0 masked, 1 kept, 2 URL (origin+path), 3 `value`
+  // (always masked). Cached; a page inventing names cannot grow the cache past 1000.
+  var AK = new Map();
+  function akind(k) {
+    var c = AK.get(k), l;
+    if (c === undefined) {
+      l = k.toLowerCase();
+      c = l === "value" ? 3 : /^(href|src|action|xlink:href)$/.test(l) ? 2 : KEEP.test(l) || (/^aria-/.test(l) && !ARIAX.test(l)) ? 1 : 0;
+      if (AK.size < 1000) AK.set(k, c);
+    }
+    return c;
   }
+  function av(k, v, um, el) {
+    var c = akind(k);
+    if (c === 3) return star(v);
+    if (c === 2) return v[0] === "#" && el.namespaceURI === SVG ? v : url(v, el.baseURI);
+    return um || c ? v : star(v);
+  }
+  // Whether element `n` itself opens an unmasked subtree.
+  function unm(n) { return UNQ ? n.hasAttribute("data-understudy-unmask") : n.matches(UNS); }
   function tx(n, um) {
     var p = n.parentNode, t = p && p.localName, s = n.data;
     if (t === "style") return s;
@@ -146,53 +167,60 @@
    * node's structure is fixed at plan time and mutations meanwhile are held back and
    * applied after the snapshot, so the stream stays consistent. */
   function plan(root, um) {
-    var L = [], st = [[root, -1, "c", um]], roots = [], e, n, t, k, d, i, j;
-    while ((e = st.pop())) {
-      n = e[0];
-      j = L.length;
-      L.push(e);
+    // Parallel arrays, not one object per node: the 100 000-node page makes no garbage here.
+    var N = [], PI = [], SL = [], sn = [root], sp = [-1], sl = ["c"], roots = [], f = nid, n, t, d, j, nm;
+    function put(x, slot) { sn.push(x); sp.push(j); sl.push(slot); if (slot !== "c") roots.push(x); }
+    while (sn.length) {
+      n = sn.pop();
+      j = N.length;
+      N.push(n);
+      PI.push(sp.pop());
+      SL.push(sl.pop());
       ids.set(n, nid++);
       t = n.nodeType;
-      k = [];
       if (t === 1) {
-        if (n.hasAttribute(EXA) || n.localName === "script") continue;
-        if (n.shadowRoot) k.push([n.shadowRoot, j, "shadow"]);
-        if (n.localName === "template" && n.content) { k.push([n.content, j, "tpl"]); tplOf.set(n.content, n); }
-        if (/^i?frame$/.test(n.localName)) { hook(n); if ((d = fdoc(n))) k.push([d, j, "frame"]); }
-        for (i = 0; i < k.length; i++) roots.push(k[i][0]);
+        nm = n.localName;
+        if (nm === "script" || n.hasAttribute(EXA)) continue;
       } else if (t !== 9 && t !== 11) continue;
-      for (d = n.firstChild; d; d = d.nextSibling) k.push([d, j, "c"]);
-      // Depth first, first child on top: ids come out in document order.
-      for (i = k.length - 1; i >= 0; i--) st.push(k[i]);
+      // Last child first, so the first pops first: ids come out in document order.
+      for (d = n.lastChild; d; d = d.previousSibling) put(d, "c");
+      if (t === 1) {
+        if (nm === "iframe" || nm === "frame") { hook(n); if ((d = fdoc(n))) put(d, "frame"); }
+        if (nm === "template" && n.content) { tplOf.set(n.content, n); put(n.content, "tpl"); }
+        if (n.shadowRoot) put(n.shadowRoot, "shadow");
+      }
     }
     // Watched now, not when built: what the parser or the page adds meanwhile is held.
     roots.forEach(watch);
-    return { L: L, i: 0, o: [], u: [] };
+    return { N: N, PI: PI, SL: SL, f: f, um: um, i: 0, o: [], u: [] };
   }
   function build(P, until) {
-    var L = P.L, O = P.o, U = P.u, e, n, o, t, a, i, x, um, q, par;
-    for (; P.i < L.length; P.i++) {
-      if ((P.i & 127) === 0 && performance.now() > until) return false;
-      e = L[P.i];
-      n = e[0];
+    var N = P.N, PI = P.PI, SL = P.SL, O = P.o, U = P.u, n, o, t, a, at, i, x, um, q, pi, par;
+    for (; P.i < N.length; P.i++) {
+      if ((P.i & 255) === 0 && performance.now() > until) return false;
+      n = N[P.i];
       t = n.nodeType;
-      um = e[1] < 0 ? e[3] : U[e[1]];
-      o = O[P.i] = { id: ids.get(n), nt: t };
+      pi = PI[P.i];
+      um = pi < 0 ? P.um : U[pi];
+      o = { id: P.f + P.i, nt: t };
       if (t === 1) {
         o.tag = n.localName;
         if (n.namespaceURI === SVG) o.svg = true;
-        um = um || n.matches(UNS);
-        if (n.attributes.length) {
+        at = n.attributes;
+        if (at.length) {
+          if (!um && unm(n)) um = true;
           a = o.a = {};
-          for (i = 0; i < n.attributes.length; i++) { x = n.attributes[i]; a[x.name] = av(x.name, x.value, um, n); }
-        }
-        if (n.hasAttribute(EXA)) { q = n.getBoundingClientRect(); o.excl = [rnd(q.width), rnd(q.height)]; }
+          for (i = 0; i < at.length; i++) { x = at[i]; a[x.name] = av(x.name, x.value, um, n); }
+          if (n.hasAttribute(EXA)) { q = n.getBoundingClientRect(); o.excl = [rnd(q.width), rnd(q.height)]; }
+        } else if (!um && !UNQ && unm(n)) um = true;
       } else if (t === 3 || t === 4 || t === 8) o.x = tx(n, um);
       else if (t === 10) o.tag = n.name;
+      O[P.i] = o;
       U[P.i] = um;
-      if ((par = O[e[1]])) {
-        if (e[2] === "c") (par.c || (par.c = [])).push(o);
-        else par[e[2]] = o;
+      if (pi >= 0) {
+        par = O[pi];
+        if (SL[P.i] === "c") (par.c || (par.c = [])).push(o);
+        else par[SL[P.i]] = o;
       }
     }
     return true;
@@ -237,11 +265,15 @@
     if (!h || t - h[1] > 1000) heat.set(n, (h = [0, t]));
     return ++h[0] > 50;
   }
+  // Nodes inside an excluded subtree never have ids, so only ids are checked here; whether a
+  // node is unmasked is looked up once per parent.
   function attrsOf(M, first, out) {
+    var memo = new Map();
     M.forEach(function (names, el) {
-      var id = ids.get(el), a = {}, um;
-      if (!id || id >= first || near(el, EXS)) return;
-      um = !!near(el, UNS);
+      var id = ids.get(el), a = {}, um, p;
+      if (!id || id >= first) return;
+      p = el.parentNode;
+      um = unm(el) || (memo.has(p) ? memo.get(p) : (memo.set(p, (um = !!(p && near(p, UNS)))), um));
       names.forEach(function (k) { var v = el.getAttribute(k); a[k] = v == null ? null : av(k, v, um, el); });
       out.push({ id: id, a: a });
     });
@@ -537,7 +569,7 @@
       lost.bytes += o.sz;
       // A dropped batch that was itself reporting a loss hands its count on.
       if (o.lost) { lost.batches += o.lost.batches; lost.events += o.lost.events; lost.bytes += o.lost.bytes; }
-      if (!tm) tm = setTimeout(safe(flush), FMS);
+      arm();
     }
   }
   // Queues a batch; unless `held`, compresses it (in order) and posts it.
@@ -609,7 +641,7 @@
     if (v.lost && v.lost.batches) ["batches", "events", "bytes"].forEach(function (k) { lost[k] += +v.lost[k] || 0; });
   }
   function flush(sync, leaving) {
-    clearTimeout(tm);
+    if (tm > 0) clearTimeout(tm);
     tm = 0;
     if (!REC) return;
     if (sync && snapping) { build(snapping.P, 1 / 0); endSnap(); }
@@ -709,7 +741,7 @@
     ok = REC = false;
     gen++;
     if (MO) MO.disconnect();
-    clearTimeout(tm);
+    if (tm > 0) clearTimeout(tm);
     tm = 0;
     buf = [];
     mv = null;
