@@ -160,22 +160,38 @@
     return !um || t === "textarea" || (p && p.isContentEditable) ? s.replace(/\S/g, "*") : s;
   }
   function fdoc(n) { try { return n.contentDocument; } catch (e) { return null; } }
-  /* A subtree is serialised in two steps. plan() walks the live tree once, in document
+  /* A subtree is serialised in two steps. walk() goes through the live tree in document
    * order, giving every node its id and noting where it hangs (child, shadow root, iframe
    * document, template content); it reads nothing else, so it is cheap. build() then reads
-   * attributes and text and makes the objects. A snapshot runs build() in time slices: a
-   * node's structure is fixed at plan time and mutations meanwhile are held back and
-   * applied after the snapshot, so the stream stays consistent. */
+   * attributes and text and makes the objects. A snapshot runs both in time slices; the
+   * changes the page makes meanwhile are held back and applied after the snapshot, so the
+   * stream stays consistent. */
+  // Starts a plan of the subtree at `root`; walk() does the work.
   function plan(root, um) {
-    // Parallel arrays, not one object per node: the 100 000-node page makes no garbage here.
-    var N = [], PI = [], SL = [], sn = [root], sp = [-1], sl = ["c"], roots = [], f = nid, n, t, d, j, nm;
-    function put(x, slot) { sn.push(x); sp.push(j); sl.push(slot); if (slot !== "c") roots.push(x); }
+    return { N: [], PI: [], SL: [], sn: [root], sp: [-1], sl: ["c"], f: nid, um: um, i: 0, o: [], u: [] };
+  }
+  /* Walks the planned tree until done (true) or past `until` (false; call again). Between
+   * two calls the page may change the tree; the walk stays consistent with the changes held
+   * meanwhile: a node's children are read when it is visited, and a node already visited
+   * (moved under a parent visited later) is not visited twice, so every held change applies
+   * to the tree as planned. */
+  function walk(P, until) {
+    var N = P.N, sn = P.sn, sp = P.sp, sl = P.sl, n, t, d, j, nm, c = 0;
+    function put(x, slot) {
+      sn.push(x);
+      sp.push(j);
+      sl.push(slot);
+      // Roots are watched as soon as they are found: what happens inside them is held.
+      if (slot !== "c") watch(x);
+    }
     while (sn.length) {
+      if ((++c & 1023) === 0 && performance.now() > until) return false;
       n = sn.pop();
+      if (ids.has(n)) { sp.pop(); sl.pop(); continue; }
       j = N.length;
       N.push(n);
-      PI.push(sp.pop());
-      SL.push(sl.pop());
+      P.PI.push(sp.pop());
+      P.SL.push(sl.pop());
       ids.set(n, nid++);
       t = n.nodeType;
       if (t === 1) {
@@ -190,9 +206,7 @@
         if (n.shadowRoot) put(n.shadowRoot, "shadow");
       }
     }
-    // Watched now, not when built: what the parser or the page adds meanwhile is held.
-    roots.forEach(watch);
-    return { N: N, PI: PI, SL: SL, f: f, um: um, i: 0, o: [], u: [] };
+    return true;
   }
   function build(P, until) {
     var N = P.N, PI = P.PI, SL = P.SL, O = P.o, U = P.u, n, o, t, a, at, i, x, um, q, pi, par;
@@ -225,7 +239,7 @@
     }
     return true;
   }
-  function ser(n, um) { var P = plan(n, um); build(P, 1 / 0); return P.o[0]; }
+  function ser(n, um) { var P = plan(n, um); walk(P, 1 / 0); build(P, 1 / 0); return P.o[0]; }
   function forget(n) {
     ids.delete(n);
     if (n.shadowRoot) forget(n.shadowRoot);
@@ -644,7 +658,7 @@
     if (tm > 0) clearTimeout(tm);
     tm = 0;
     if (!REC) return;
-    if (sync && snapping) { build(snapping.P, 1 / 0); endSnap(); }
+    if (sync && snapping) { walk(snapping.P, 1 / 0); build(snapping.P, 1 / 0); endSnap(); }
     var m = mut([], [], attrsOf(dA, 1 / 0, []), textsOf(dT, 1 / 0, [])), ev, cur = [], sz = 0;
     dA.clear();
     dT.clear();
@@ -698,17 +712,16 @@
     push(meta(load));
     var snap = safe(function () {
       if (!REC || g !== gen) return;
-      var t = now(), P = plan(D, false);
       // From here every change is observed; it is held until the snapshot is out.
+      snapping = { P: plan(D, false), g: g, t: now(), walked: false };
       watch(D);
-      snapping = { P: P, g: g, t: t };
       step();
     });
     if (D.readyState === "loading") D.addEventListener("DOMContentLoaded", snap, { once: true });
     else snap();
   }
-  // The snapshot is built in slices of SLICE ms; the page runs in between.
-  var SLICE = 10, tick = (function () {
+  // The snapshot is walked and built in slices of SLICE ms; the page runs in between.
+  var SLICE = 20, tick = (function () {
     var q = [], ch = W.MessageChannel && new MessageChannel();
     if (!ch) return function (f) { setTimeout(f, 0); };
     ch.port1.onmessage = function () { var f = q.shift(); if (f) f(); };
@@ -718,7 +731,9 @@
     var j = snapping;
     if (!j) return;
     if (!REC || j.g !== gen) return void (snapping = null);
-    if (build(j.P, performance.now() + SLICE)) endSnap();
+    var until = performance.now() + SLICE;
+    if (!j.walked) j.walked = walk(j.P, until);
+    if (j.walked && build(j.P, until)) endSnap();
     else tick(step);
   });
   function endSnap() {
