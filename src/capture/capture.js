@@ -208,35 +208,58 @@
     }
     return true;
   }
+  // The object for planned node `i`, without its children; notes whether it is unmasked.
+  function make(P, i) {
+    var n = P.N[i], t = n.nodeType, pi = P.PI[i], um = pi < 0 ? P.um : P.u[pi], o = { id: P.f + i, nt: t }, a, at, k, x, q;
+    if (t === 1) {
+      o.tag = n.localName;
+      if (n.namespaceURI === SVG) o.svg = true;
+      at = n.attributes;
+      if (at.length) {
+        if (!um && unm(n)) um = true;
+        a = o.a = {};
+        for (k = 0; k < at.length; k++) { x = at[k]; a[x.name] = av(x.name, x.value, um, n); }
+        if (n.hasAttribute(EXA)) { q = n.getBoundingClientRect(); o.excl = [rnd(q.width), rnd(q.height)]; }
+      } else if (!um && !UNQ && unm(n)) um = true;
+    } else if (t === 3 || t === 4 || t === 8) o.x = tx(n, um);
+    else if (t === 10) o.tag = n.name;
+    P.u[i] = um;
+    return o;
+  }
+  // Builds the planned tree as objects (P.o[0] is the root).
   function build(P, until) {
-    var N = P.N, PI = P.PI, SL = P.SL, O = P.o, U = P.u, n, o, t, a, at, i, x, um, q, pi, par;
-    for (; P.i < N.length; P.i++) {
+    var O = P.o, o, par;
+    for (; P.i < P.N.length; P.i++) {
       if ((P.i & 255) === 0 && performance.now() > until) return false;
-      n = N[P.i];
-      t = n.nodeType;
-      pi = PI[P.i];
-      um = pi < 0 ? P.um : U[pi];
-      o = { id: P.f + P.i, nt: t };
-      if (t === 1) {
-        o.tag = n.localName;
-        if (n.namespaceURI === SVG) o.svg = true;
-        at = n.attributes;
-        if (at.length) {
-          if (!um && unm(n)) um = true;
-          a = o.a = {};
-          for (i = 0; i < at.length; i++) { x = at[i]; a[x.name] = av(x.name, x.value, um, n); }
-          if (n.hasAttribute(EXA)) { q = n.getBoundingClientRect(); o.excl = [rnd(q.width), rnd(q.height)]; }
-        } else if (!um && !UNQ && unm(n)) um = true;
-      } else if (t === 3 || t === 4 || t === 8) o.x = tx(n, um);
-      else if (t === 10) o.tag = n.name;
-      O[P.i] = o;
-      U[P.i] = um;
-      if (pi >= 0) {
-        par = O[pi];
-        if (SL[P.i] === "c") (par.c || (par.c = [])).push(o);
-        else par[SL[P.i]] = o;
+      o = O[P.i] = make(P, P.i);
+      if ((par = O[P.PI[P.i]])) {
+        if (P.SL[P.i] === "c") (par.c || (par.c = [])).push(o);
+        else par[P.SL[P.i]] = o;
       }
     }
+    return true;
+  }
+  /* Builds the planned tree as JSON text, in slices like build() (a snapshot of 100 000 nodes
+   * is megabytes: one JSON.stringify of it would be a long task of its own). Nodes come in
+   * document order with their roots before their children, so text can be written as it
+   * goes: a node stays open until a node that is not its descendant comes. */
+  function text(P, until) {
+    var T = P.T || (P.T = []), open = P.open || (P.open = []), top, s, slot;
+    function close() { var e = open.pop(); T.push(e[1] ? "]}" : "}"); }
+    for (; P.i < P.N.length; P.i++) {
+      if ((P.i & 255) === 0 && performance.now() > until) return false;
+      s = JSON.stringify(make(P, P.i));
+      while (open.length && open[open.length - 1][0] !== P.PI[P.i]) close();
+      if ((top = open[open.length - 1])) {
+        slot = P.SL[P.i];
+        if (slot !== "c") T.push(',"' + slot + '":');
+        else if (top[1]) T.push(",");
+        else { T.push(',"c":['); top[1] = 1; }
+      }
+      T.push(s.slice(0, -1));
+      open.push([P.i, 0]);
+    }
+    while (open.length) close();
     return true;
   }
   function ser(n, um) { var P = plan(n, um); walk(P, 1 / 0); build(P, 1 / 0); return P.o[0]; }
@@ -545,7 +568,18 @@
   }
 
   /* ---------- transport ---------- */
-  function batch(ev) { return JSON.stringify({ v: SCHEMA, sid: SID, pvid: PV, seq: seq(), sent: now(), events: ev }); }
+  // A snapshot's tree arrives as JSON text (see text()); it is put in place after stringify.
+  var RAW = "\u0001understudy-snap\u0001";
+  function batch(ev) {
+    var raw = null, s;
+    ev = ev.map(function (e) {
+      if (e.k !== "snap" || typeof e.node !== "string") return e;
+      raw = e.node;
+      return { k: e.k, t: e.t, node: RAW, sx: e.sx, sy: e.sy };
+    });
+    s = JSON.stringify({ v: SCHEMA, sid: SID, pvid: PV, seq: seq(), sent: now(), events: ev });
+    return raw == null ? s : s.replace(JSON.stringify(RAW), function () { return raw; });
+  }
   function gz(s) {
     return new Response(new Blob([s]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer();
   }
@@ -658,7 +692,7 @@
     if (tm > 0) clearTimeout(tm);
     tm = 0;
     if (!REC) return;
-    if (sync && snapping) { walk(snapping.P, 1 / 0); build(snapping.P, 1 / 0); endSnap(); }
+    if (sync && snapping) { walk(snapping.P, 1 / 0); text(snapping.P, 1 / 0); endSnap(); }
     var m = mut([], [], attrsOf(dA, 1 / 0, []), textsOf(dT, 1 / 0, [])), ev, cur = [], sz = 0;
     dA.clear();
     dT.clear();
@@ -733,7 +767,7 @@
     if (!REC || j.g !== gen) return void (snapping = null);
     var until = performance.now() + SLICE;
     if (!j.walked) j.walked = walk(j.P, until);
-    if (j.walked && build(j.P, until)) endSnap();
+    if (j.walked && text(j.P, until)) endSnap();
     else tick(step);
   });
   function endSnap() {
@@ -741,7 +775,7 @@
     snapping = null;
     held = [];
     later = [];
-    push({ k: "snap", t: j.t, node: j.P.o[0], sx: rnd(W.scrollX), sy: rnd(W.scrollY) });
+    push({ k: "snap", t: j.t, node: j.P.T.join(""), sx: rnd(W.scrollX), sy: rnd(W.scrollY) });
     onMut(h);
     l.forEach(function (e) { if (typeof e === "function") e(); else push(e); });
   }
