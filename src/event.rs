@@ -294,6 +294,7 @@ fn one() -> f64 {
 pub struct Snap {
     pub t: i64,
     /// The document node, with the whole tree below it.
+    #[serde(deserialize_with = "tree")]
     pub node: Node,
     /// Initial scroll position of the document.
     #[serde(default)]
@@ -314,8 +315,14 @@ pub mod node_type {
 }
 
 /// A serialised DOM node.
+///
+/// On the wire only the root of a tree (a snapshot, an added subtree, a new root) must carry
+/// `id`; a node without one has the previous node's id plus one, in document order: the
+/// node, its `shadow`, its `tpl`, its `frame`, then its children (`c`). Parsing fills them in
+/// ([`number_tree`]), so a parsed tree has every id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Node {
+    #[serde(default)]
     pub id: u64,
     /// DOM `nodeType` (see [`node_type`]).
     pub nt: u8,
@@ -378,7 +385,42 @@ pub struct Mutation {
 pub struct Root {
     /// The host element (shadow root) or `<iframe>` (document).
     pub id: u64,
+    #[serde(deserialize_with = "tree")]
     pub node: Node,
+}
+
+/// Gives every node of a tree without an `id` the one after the previous node's, in document
+/// order (the node, `shadow`, `tpl`, `frame`, children). Explicit ids are kept.
+pub fn number_tree(root: &mut Node) {
+    fn go(n: &mut Node, next: &mut u64) {
+        if n.id == 0 {
+            n.id = *next;
+        }
+        *next = n.id + 1;
+        for r in [&mut n.shadow, &mut n.tpl, &mut n.frame]
+            .into_iter()
+            .flatten()
+        {
+            go(r, next);
+        }
+        for c in &mut n.c {
+            go(c, next);
+        }
+    }
+    let mut next = root.id;
+    go(root, &mut next);
+}
+
+/// Deserialises a tree and numbers it. Runs within [`from_json`]'s stack for deep trees.
+fn tree<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Node, D::Error> {
+    let mut n = Node::deserialize(d)?;
+    if n.id == 0 {
+        return Err(serde::de::Error::custom(
+            "the root of a node tree needs an `id`",
+        ));
+    }
+    number_tree(&mut n);
+    Ok(n)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -386,6 +428,7 @@ pub struct Add {
     pub p: u64,
     #[serde(default)]
     pub n: u64,
+    #[serde(deserialize_with = "tree")]
     pub node: Node,
 }
 
@@ -705,6 +748,46 @@ mod tests {
             .unwrap()
             .join()
             .unwrap();
+    }
+
+    #[test]
+    fn implicit_ids_follow_document_order_and_the_root_needs_one() {
+        let b = batch(
+            r#"[{"k":"snap","t":1,"node":{"id":1,"nt":9,"c":[
+                {"nt":1,"tag":"div","shadow":{"nt":11,"c":[{"nt":3,"x":"*"}]},"c":[{"nt":3,"x":"**"}]},
+                {"nt":1,"tag":"template","tpl":{"nt":11,"c":[{"nt":8,"x":"*"}]}},
+                {"id":40,"nt":1,"tag":"p"},{"nt":3,"x":"*"}]}},
+              {"k":"mut","t":2,"adds":[{"p":1,"n":0,"node":{"id":50,"nt":1,"tag":"iframe",
+                "frame":{"nt":9,"c":[{"nt":1,"tag":"html"}]}}}]}]"#,
+        )
+        .unwrap();
+        let Event::Snap(snap) = &b.events[0] else {
+            panic!()
+        };
+        let div = &snap.node.c[0];
+        let shadow = div.shadow.as_ref().unwrap();
+        let tpl = snap.node.c[1].tpl.as_ref().unwrap();
+        assert_eq!(
+            [
+                div.id,
+                shadow.id,
+                shadow.c[0].id,
+                div.c[0].id,
+                snap.node.c[1].id,
+                tpl.id,
+                tpl.c[0].id
+            ],
+            [2, 3, 4, 5, 6, 7, 8]
+        );
+        // An explicit id is kept and the count goes on from it.
+        assert_eq!((snap.node.c[2].id, snap.node.c[3].id), (40, 41));
+        let Event::Mut(m) = &b.events[1] else {
+            panic!()
+        };
+        let frame = m.adds[0].node.frame.as_ref().unwrap();
+        assert_eq!((frame.id, frame.c[0].id), (51, 52));
+        let err = batch(r#"[{"k":"snap","t":1,"node":{"nt":9}}]"#).unwrap_err();
+        assert!(err.to_string().contains("needs an `id`"), "{err}");
     }
 
     #[test]

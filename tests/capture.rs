@@ -333,10 +333,13 @@ fn the_fixture_pages_all_have_steps() {
 /// Every event recorded so far on `page`, as JSON values, in stream order.
 async fn events(page: &Page) -> Vec<serde_json::Value> {
     let raw: Vec<String> = eval(page, "__batches").await;
+    // Through the wire format's parser, which fills in the ids the page leaves implicit.
     raw.iter()
         .flat_map(|s| {
-            let b: serde_json::Value = serde_json::from_str(s).unwrap();
-            b["events"].as_array().unwrap().clone()
+            let b: Batch = understudy::event::from_json(s).unwrap();
+            let v: serde_json::Value =
+                serde_json::from_str(&understudy::event::to_json(&b.events).unwrap()).unwrap();
+            v.as_array().unwrap().clone()
         })
         .collect()
 }

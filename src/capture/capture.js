@@ -16,6 +16,9 @@
  * - Error messages: e-mails, digits and quoted strings scrubbed, 300 chars, 5 per message.
  * - URLs never carry query or fragment. Network: method, url, status, duration, and only
  *   the headers named in config `headers`; never bodies.
+ * Node ids: only the root of a serialised tree (a snapshot, an add, a new root) carries `id`;
+ * every other node's id is the previous node's plus one, in document order: a node, its
+ * shadow root, its template content, its iframe document, then its children.
  * Mutation replay: apply `rems` in order (skip an id already gone: it left with an ancestor
  * removed earlier in the same event), then `adds` in order (`n` is the id of the next
  * sibling, already present when that add is applied; 0 = append), then `attrs` (null
@@ -210,7 +213,9 @@
   }
   // The object for planned node `i`, without its children; notes whether it is unmasked.
   function make(P, i) {
-    var n = P.N[i], t = n.nodeType, pi = P.PI[i], um = pi < 0 ? P.um : P.u[pi], o = { id: P.f + i, nt: t }, a, at, k, x, q;
+    var n = P.N[i], t = n.nodeType, pi = P.PI[i], um = pi < 0 ? P.um : P.u[pi], o = { nt: t }, a, at, k, x, q;
+    // Only a tree's root says its id; the others follow in document order (see the header).
+    if (!i) o.id = P.f;
     if (t === 1) {
       o.tag = n.localName;
       if (n.namespaceURI === SVG) o.svg = true;
@@ -755,7 +760,7 @@
     else snap();
   }
   // The snapshot is walked and built in slices of SLICE ms; the page runs in between.
-  var SLICE = 20, tick = (function () {
+  var SLICE = 12, tick = (function () {
     var q = [], ch = W.MessageChannel && new MessageChannel();
     if (!ch) return function (f) { setTimeout(f, 0); };
     ch.port1.onmessage = function () { var f = q.shift(); if (f) f(); };

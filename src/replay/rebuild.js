@@ -84,9 +84,25 @@
     return n;
   };
 
+  /* On the wire only a tree's root carries `id`; the others follow in document order (the
+   * node, its shadow root, template content, iframe document, then children). */
+  function number(o) {
+    var next = o.id, st = [o], n;
+    while ((n = st.pop())) {
+      if (n.id == null || n.id === 0) n.id = next;
+      next = n.id + 1;
+      for (var i = (n.c || []).length - 1; i >= 0; i--) st.push(n.c[i]);
+      if (n.frame) st.push(n.frame);
+      if (n.tpl) st.push(n.tpl);
+      if (n.shadow) st.push(n.shadow);
+    }
+  }
+
   Rebuilder.prototype.apply = function (ev) {
     var self = this, frames = [];
     if (!ev) return;
+    if (ev.k === "snap") number(ev.node);
+    (ev.adds || []).concat(ev.roots || []).forEach(function (a) { if (a.node) number(a.node); });
     if (ev.k === "snap") {
       this.map = new Map();
       this.root(ev.node, this.doc, frames);
