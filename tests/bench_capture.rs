@@ -90,7 +90,10 @@ async fn every_workload_page_loads_and_mutates_the_dom() {
     // Clearing the body (one record, even when empty), then 100 chains 256 deep under 100
     // roots, each append in the document: one record each.
     let s = get("nested-deep");
-    assert_eq!((s.divs, s.records, s.depth), (100 * 257, 1 + 100 * 257, 257));
+    assert_eq!(
+        (s.divs, s.records, s.depth),
+        (100 * 257, 1 + 100 * 257, 257)
+    );
     // One fragment of 1000 chains of 10.
     let s = get("nodes-1000x10");
     assert_eq!((s.divs, s.records, s.added, s.depth), (10_000, 1, 1000, 10));

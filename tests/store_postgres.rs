@@ -134,6 +134,30 @@ fn a_broken_connection_is_replaced_without_failing_a_call() {
 }
 
 #[test]
+fn a_batch_the_server_refuses_fails_its_whole_group() {
+    let db = TestDb::new();
+    let mut store = PostgresStore::open(&db.url).unwrap();
+    db.query(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql
+             AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
+         CREATE TRIGGER refuse BEFORE INSERT ON batches FOR EACH ROW
+             WHEN (NEW.session_id = 's-boom') EXECUTE FUNCTION refuse();",
+    );
+    let group = [vis("s-ok", 0, T), vis("s-boom", 0, T), vis("s-ok2", 0, T)];
+    let err = store.put_batches_each(&group, 0).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "session database error: ERROR: refused by the test"
+    );
+    assert!(store.list_sessions().unwrap().is_empty(), "nothing stored");
+    // The connection is fine for the next call.
+    assert_eq!(
+        store.put_batch(&vis("s-ok", 0, T), 0).unwrap(),
+        PutOutcome::Stored
+    );
+}
+
+#[test]
 fn open_errors_say_what_failed_without_the_password() {
     let server = pg::server_url();
     let missing = match server.rsplit_once('/') {

@@ -224,6 +224,8 @@ struct PageResult {
     times: Vec<f64>,
     longtask: f64,
     gap: f64,
+    /// When the longest task started, ms after t0.
+    longest_at: f64,
 }
 
 /// One run's figures.
@@ -232,6 +234,8 @@ struct Sample {
     /// Time to the last emission (or to the snapshot's), ms; `None` if nothing came.
     time_ms: Option<f64>,
     longest_ms: f64,
+    /// When the longest task started, ms after t0.
+    longest_at: f64,
     gz: Option<usize>,
     /// capture.js said `$breaker`: it stopped recording the DOM.
     breaker: bool,
@@ -293,10 +297,10 @@ async fn calm(tab: &Tab) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits until the task the harness started last is over and for `quiet_ms` neither an
-/// emission came nor did the main thread work for more than 2 ms at a stretch (a
-/// time-sliced recorder is still busy); with `need_emit`, until at least one emission came
-/// since t0, with `need_snap` until the full snapshot did. At most `max`.
+/// Waits until the task the harness started last is over, no emission came for `quiet_ms`
+/// and the main thread was less than 3/4 busy in that time (a time-sliced recorder still at
+/// work keeps it busier); with `need_emit`, until at least one emission came since t0, with
+/// `need_snap` until the full snapshot did. At most `max`.
 async fn wait_quiet(
     tab: &Tab,
     quiet_ms: u64,
@@ -467,6 +471,7 @@ async fn measure(
         return Ok(Sample {
             time_ms: Some(res.t_work - res.t0),
             longest_ms,
+            longest_at: res.longest_at,
             gz: None,
             breaker: false,
         });
@@ -490,6 +495,7 @@ async fn measure(
     Ok(Sample {
         time_ms: end.map(|e| e - res.t0),
         longest_ms,
+        longest_at: res.longest_at,
         gz: Some(recording_gz(recorder, &strings)),
         breaker: recorder == Recorder::Understudy
             && strings.iter().any(|s| s.contains("\"$breaker\"")),
@@ -582,7 +588,7 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 }
 
 /// Medians of one recorder's runs on one page.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Summary {
     time_ms: Option<f64>,
     /// Runs in which nothing (or no snapshot) was emitted.
@@ -590,6 +596,8 @@ struct Summary {
     longest_ms: Option<f64>,
     gz: Option<f64>,
     breakers: usize,
+    /// Every run's (time, longest task, when it started after t0), in run order.
+    runs: Vec<(Option<f64>, f64, f64)>,
 }
 
 fn summarise(samples: &[Sample]) -> Summary {
@@ -604,6 +612,10 @@ fn summarise(samples: &[Sample]) -> Summary {
                 .collect(),
         ),
         breakers: samples.iter().filter(|s| s.breaker).count(),
+        runs: samples
+            .iter()
+            .map(|s| (s.time_ms, s.longest_ms, s.longest_at))
+            .collect(),
     }
 }
 
@@ -787,8 +799,9 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     println!("{header}");
     println!("{}", "-".repeat(header.len()));
     let mut notes = Vec::new();
+    let mut runs = Vec::new();
     for (page, none, us, rr) in &rows {
-        let rr = rr.unwrap_or_default();
+        let rr = rr.clone().unwrap_or_default();
         let mut u_ms = fmt_ms(us.time_ms);
         if us.breakers > 0 {
             u_ms = format!("{u_ms} B{}", us.breakers);
@@ -798,8 +811,16 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
                 us.breakers, opts.runs
             ));
         }
-        for (who, s) in [("understudy", us), ("rrweb", &rr)] {
-            if s.missing > 0 {
+        for (who, s) in [("none", none), ("understudy", us), ("rrweb", &rr)] {
+            if !s.runs.is_empty() {
+                let list: Vec<String> = s
+                    .runs
+                    .iter()
+                    .map(|(t, l, at)| format!("{}/{l:.0}@{at:.0}", fmt_ms(*t)))
+                    .collect();
+                runs.push(format!("{page:<24} {who:<10} {}", list.join("  ")));
+            }
+            if s.missing > 0 && who != "none" {
                 notes.push(format!(
                     "{page}: {who} emitted nothing (or no snapshot) in {} runs",
                     s.missing
@@ -841,6 +862,10 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         }
     }
     println!();
+    println!("  per run, in run order: time ms / longest task ms @ its start, ms after t0");
+    for r in &runs {
+        println!("    {r}");
+    }
     for n in &notes {
         println!("  note: {n}");
     }
@@ -940,6 +965,12 @@ async fn soak_in(tab: &Tab, server: &PageServer, secs: u64, version: &str) -> an
     .await?;
     ev::<bool>(tab, "window.__bench.inject('understudy', false)").await?;
     wait_quiet(tab, 300, true, true, Duration::from_secs(30)).await?;
+    // The ticker only served the wait; over a soak its gaps would pile up in the page.
+    ev::<bool>(
+        tab,
+        "(window.__bench.ticking = false, window.__bench.gaps = [], true)",
+    )
+    .await?;
     println!(
         "bench capture --soak {secs}: {version}; capture.js {} (default config) on a page that \
          adds, removes, retexts and re-attributes rows every 50 ms, with a 100-change \
@@ -989,8 +1020,8 @@ async fn soak_in(tab: &Tab, server: &PageServer, secs: u64, version: &str) -> an
     let last = heap.last().map_or(first, |h| h.1);
     let max = heap.iter().map(|h| h.1).fold(0.0, f64::max);
     println!(
-        "heap MB: before recording-and-mutating {:.2}, first sample {:.2}, last {:.2}, max {:.2}; \
-         last - first sample {:+.2} MB over {} s; {} mutation steps",
+        "heap MB: recording, before the page mutates {:.2}; first sample while mutating {:.2}, \
+         last {:.2}, max {:.2}; last - first {:+.2} MB over {} s; {} mutation steps",
         first / 1e6,
         after / 1e6,
         last / 1e6,
@@ -1019,7 +1050,15 @@ mod tests {
             assert!(html.starts_with("<!doctype html>"), "{name}");
             assert!(html.contains("window.workload = function"), "{name}");
             assert!(html.trim_end().ends_with("</html>"), "{name}");
-            for bad in ["rrweb", "capture.js", "__understudyEmit", "<script src"] {
+            // Their comments name rrweb's benchmarks, but no recorder is loaded or called.
+            for bad in [
+                "<script src",
+                "capture.js",
+                "understudyConfig",
+                "__understudyEmit",
+                "rrwebRecord",
+                "rrweb.record",
+            ] {
                 assert!(!html.contains(bad), "{name} mentions {bad}");
             }
         }

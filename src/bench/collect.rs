@@ -64,7 +64,7 @@ const MAX_DECODED: usize = 8 << 20;
 /// Ceiling runs; the best counts.
 const CEILING_RUNS: usize = 3;
 /// Batches the `--profile` stage costs are measured on.
-const PROFILE_BATCHES: usize = 2_000;
+const PROFILE_BATCHES: usize = 4_000;
 /// Batches per transaction in the `--profile` store put (like a 16-connection group).
 const PROFILE_GROUP: usize = 16;
 
@@ -145,8 +145,17 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         ceiling.rows,
     );
     println!(
-        "{:>5}  {:>6}  {:>9}  {:>9}  {:>7}  {:>7}  {:>6}  {:>9}  {:>5}  stored",
-        "conns", "secs", "events/s", "batches/s", "p50 ms", "p99 ms", "errors", "peak RSS", "ratio"
+        "{:>5}  {:>6}  {:>9}  {:>9}  {:>7}  {:>7}  {:>6}  {:>9}  {:>5}  {:>8}  stored",
+        "conns",
+        "secs",
+        "events/s",
+        "batches/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "peak RSS",
+        "ratio",
+        "CPU µs/b"
     );
     std::io::stdout().flush()?;
 
@@ -184,7 +193,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         let eps = row.events as f64 / secs;
         let lat = Percentiles::of(row.latencies);
         println!(
-            "{:>5}  {:>6.2}  {:>9.0}  {:>9.0}  {:>7.2}  {:>7.2}  {:>6}  {:>5} MiB  {:>5.2}  {}",
+            "{:>5}  {:>6.2}  {:>9.0}  {:>9.0}  {:>7.2}  {:>7.2}  {:>6}  {:>5} MiB  {:>5.2}  {:>8}  {}",
             connections,
             secs,
             eps,
@@ -195,6 +204,7 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
             row.peak_rss_kib
                 .map_or("?".into(), |k| format!("{}", k / 1024)),
             eps / ceiling.events_per_s(),
+            per_batch(row.collector_cpu, row.stored),
             check
                 .as_ref()
                 .map_or_else(|e| format!("MISMATCH: {e}"), String::clone),
@@ -202,6 +212,11 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         for sample in &row.error_samples {
             println!("       error: {sample}");
         }
+        println!(
+            "       CPU during the load: collector {}, clients {} (µs per stored batch)",
+            per_batch(row.collector_cpu, row.stored),
+            per_batch(row.client_cpu, row.stored),
+        );
         let log = std::fs::read_to_string(&log).unwrap_or_default();
         for line in log.lines().filter(|l| l.contains("store writer")) {
             let line = line.split_once("store writer").map_or(line, |(_, l)| l);
@@ -295,6 +310,10 @@ struct Outcome {
     error_samples: Vec<String>,
     latencies: Vec<Duration>,
     peak_rss_kib: Option<u64>,
+    /// CPU time the collector process used during the load.
+    collector_cpu: Option<Duration>,
+    /// CPU time this process (the clients) used during the load.
+    client_cpu: Option<Duration>,
 }
 
 impl Outcome {
@@ -328,6 +347,7 @@ async fn load(
     };
     let requests = Arc::new(pool.requests);
     let next = Arc::new(AtomicUsize::new(0));
+    let cpu_before = (cpu_time(collector.child.id()), cpu_time(std::process::id()));
     let started = Instant::now();
     let deadline = started + duration;
     let clients: Vec<_> = (0..connections)
@@ -346,6 +366,9 @@ async fn load(
     }
     outcome.elapsed = started.elapsed();
     outcome.peak_rss_kib = collector.peak_rss_kib();
+    let since = |before: Option<Duration>, pid| Some(cpu_time(pid)?.saturating_sub(before?));
+    outcome.collector_cpu = since(cpu_before.0, collector.child.id());
+    outcome.client_cpu = since(cpu_before.1, std::process::id());
     tokio::task::spawn_blocking(move || collector.stop()).await??;
     Ok(outcome)
 }
@@ -544,6 +567,16 @@ impl Drop for CollectorProcess {
     }
 }
 
+/// User and system CPU time of process `pid` so far, from `/proc/<pid>/stat`.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses: state is field 3, utime 14
+    // and stime 15, in clock ticks (USER_HZ, 100 on Linux).
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
+    Some(Duration::from_millis((ticks(14)? + ticks(15)?) * 10))
+}
+
 fn free_port() -> anyhow::Result<SocketAddr> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
@@ -694,19 +727,22 @@ fn profile(dir: &Path, pool: &Pool) -> anyhow::Result<()> {
     }
 
     let mut store = SqliteStore::open(&dir.join("profile-store.db"))?;
-    let t0 = Instant::now();
-    let mut commits = 0;
+    let mut groups = Vec::new();
     for group in batches.chunks(PROFILE_GROUP) {
+        let t0 = Instant::now();
         store.put_batches_each(group, 0)?;
-        commits += 1;
+        groups.push(t0.elapsed());
     }
-    let put = t0.elapsed();
     drop(store);
+    let (commits, put) = (groups.len(), groups.iter().sum::<Duration>());
+    let lat = Percentiles::of(groups);
     println!(
-        "  {:<40} {:>8.1}  ({commits} transactions of {PROFILE_GROUP}, {:.2} ms each)",
+        "  {:<40} {:>8.1}  ({commits} transactions of {PROFILE_GROUP}: mean {:.2} ms, p50 {:.2} ms, p99 {:.2} ms)",
         "store put, in groups (SQL + commit)",
         us(put),
         put.as_secs_f64() * 1e3 / commits as f64,
+        ms(lat.p50),
+        ms(lat.p99),
     );
 
     let conn = rusqlite::Connection::open(dir.join("profile-sync.db"))?;
@@ -748,6 +784,14 @@ impl Percentiles {
             p50: at(0.50),
             p99: at(0.99),
         }
+    }
+}
+
+/// CPU µs per batch, or `?`.
+fn per_batch(cpu: Option<Duration>, batches: usize) -> String {
+    match cpu {
+        Some(cpu) if batches > 0 => format!("{:.0}", cpu.as_secs_f64() * 1e6 / batches as f64),
+        _ => "?".into(),
     }
 }
 

@@ -1052,7 +1052,8 @@ impl Gen {
         let body = self.el("body", &[], vec![header, main, footer]);
         let html = self.el("html", &[("lang", "en")], vec![head, body]);
         Node {
-            id: 0,
+            // The root of a tree must say its id (the wire leaves only the others implicit).
+            id: self.id(),
             nt: node_type::DOCUMENT,
             tag: None,
             a: BTreeMap::new(),

@@ -230,10 +230,6 @@ fn run(mut store: impl SessionStore, rx: &mpsc::Receiver<Job>, shared: &Shared) 
         replies.push(first.reply);
         let opened = Instant::now();
         let limit = MAX_GATHER.min(Duration::from_micros((commit_us_scaled >> EWMA_SHIFT) / 2));
-        let limit = match std::env::var("XX_GATHER_US") {
-            Ok(v) => Duration::from_micros(v.parse().unwrap_or(0)),
-            Err(_) => limit,
-        };
         loop {
             while batches.len() < MAX_GROUP {
                 match rx.try_recv() {

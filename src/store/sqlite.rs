@@ -20,6 +20,9 @@ use super::{
 use crate::event::{Batch, Event};
 
 mod admin;
+mod checkpoint;
+
+use checkpoint::Checkpointer;
 
 /// Schema migrations, in order. Migration `i` takes `user_version` from `i` to `i + 1`.
 /// Never edit a released migration; append a new one.
@@ -31,8 +34,16 @@ const MIGRATIONS: &[&str] = &[
 /// How long a writer waits for another writer's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// WAL size from which a store checkpoints in the background ([`checkpoint`]).
+const BACKGROUND_CHECKPOINT_FROM: u64 = 1 << 20;
+
 /// A [`SessionStore`] in one SQLite file.
 pub struct SqliteStore {
+    /// Background WAL checkpoints: started once the WAL first grows past
+    /// [`BACKGROUND_CHECKPOINT_FROM`] (busy writers only), `Err` if that failed. Declared
+    /// first so that it stops before `conn` closes (the last connection to close
+    /// checkpoints and removes the WAL).
+    checkpointer: Option<Result<Checkpointer, ()>>,
     conn: Connection,
 }
 
@@ -57,7 +68,48 @@ impl SqliteStore {
             StoreError::Db(source) => open_err(source),
             other => other,
         })?;
-        Ok(SqliteStore { conn })
+        Ok(SqliteStore {
+            checkpointer: None,
+            conn,
+        })
+    }
+
+    /// After a commit: hands WAL checkpoints to a background thread once the WAL has
+    /// grown, and tells that thread there is something to copy.
+    fn committed(&mut self) {
+        match &self.checkpointer {
+            Some(Ok(c)) => c.committed(),
+            Some(Err(())) => {}
+            None => {
+                let Some(path) = self.conn.path().filter(|p| !p.is_empty()) else {
+                    return;
+                };
+                let wal = std::fs::metadata(format!("{path}-wal")).map_or(0, |m| m.len());
+                if wal < BACKGROUND_CHECKPOINT_FROM {
+                    return;
+                }
+                let started = Checkpointer::start(Path::new(path))
+                    .map_err(
+                        |e| tracing::warn!(error = %e, "cannot start background WAL checkpoints"),
+                    )
+                    .and_then(|c| {
+                        self.conn
+                            .pragma_update(
+                                None,
+                                "wal_autocheckpoint",
+                                checkpoint::WRITER_AUTOCHECKPOINT,
+                            )
+                            .map(|()| c)
+                            .map_err(
+                                |e| tracing::warn!(error = %e, "cannot raise wal_autocheckpoint"),
+                            )
+                    });
+                if let Ok(c) = &started {
+                    c.committed();
+                }
+                self.checkpointer = Some(started);
+            }
+        }
     }
 }
 
@@ -200,6 +252,7 @@ impl SessionStore for SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let outcome = put_in(&tx, batch, received_at_ms)?;
         tx.commit()?;
+        self.committed();
         Ok(outcome)
     }
 
@@ -229,6 +282,7 @@ impl SessionStore for SqliteStore {
             .map(|b| put_in(&tx, b, received_at_ms))
             .collect::<Result<Vec<_>, _>>()?;
         tx.commit()?;
+        self.committed();
         Ok(outcomes)
     }
 

@@ -101,13 +101,17 @@
     return busy < 0.75 * ms;
   };
   B.result = function () {
-    var stop = performance.now(), t0 = B.t0, lt = 0, gap = 0;
+    var stop = performance.now(), t0 = B.t0, lt = 0, gap = 0, at = 0;
     B.ticking = false;
-    B.longtasks.forEach(function (e) { if (e[0] < stop && e[0] + e[1] > t0) lt = Math.max(lt, e[1]); });
-    B.gaps.forEach(function (g) { if (g[0] >= t0 - 1 && g[0] < stop) gap = Math.max(gap, g[1]); });
+    B.longtasks.forEach(function (e) {
+      if (e[0] < stop && e[0] + e[1] > t0 && e[1] > lt) { lt = e[1]; if (lt > gap) at = e[0]; }
+    });
+    B.gaps.forEach(function (g) {
+      if (g[0] >= t0 - 1 && g[0] < stop && g[1] > gap) { gap = g[1]; if (gap > lt) at = g[0]; }
+    });
     return {
       t0: t0, tWork: B.tWork, stop: stop, n0: B.n0, times: B.times,
-      longtask: lt, gap: gap
+      longtask: lt, gap: gap, longestAt: Math.max(0, at - t0)
     };
   };
   // The recording as strings: capture.js batches as they were handed over, rrweb events

@@ -23,8 +23,10 @@ CREATE TABLE batches (
     events      TEXT   NOT NULL,
     PRIMARY KEY (session_id, seq)
 );
--- Large values go out of line (TOAST) but stay uncompressed.
+-- Events are never compressed. Rows up to a page (most batches) stay inline; larger
+-- values go out of line (TOAST), still uncompressed.
 ALTER TABLE batches ALTER COLUMN events SET STORAGE EXTERNAL;
+ALTER TABLE batches SET (toast_tuple_target = 8160);
 
 CREATE TABLE page_views (
     session_id TEXT COLLATE "C" NOT NULL,
