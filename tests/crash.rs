@@ -130,7 +130,7 @@ fn client(
     acks: Arc<AtomicUsize>,
 ) -> BTreeMap<String, u64> {
     // Next seq per session, and batches to send again.
-    let mut next = vec![0u64; SESSIONS_PER_CLIENT];
+    let mut next = [0u64; SESSIONS_PER_CLIENT];
     let mut retry: Vec<(usize, u64)> = Vec::new();
     let mut turn = 0;
     loop {

@@ -257,6 +257,8 @@ pub struct Options {
     pub quiet_ms: u64,
     /// Write one CPU profile per workload and recorder here, and print where the time went.
     pub profile: Option<PathBuf>,
+    /// Write each recorder's recording of its last run per workload here.
+    pub dump: Option<PathBuf>,
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -483,6 +485,11 @@ async fn measure(
         strings.len(),
         res.times.len()
     );
+    if let Some(dir) = &opts.dump {
+        let file = dir.join(format!("{page}-{}.ndjson", recorder.name()));
+        std::fs::write(&file, strings.join("\n") + "\n")
+            .with_context(|| format!("writing {}", file.display()))?;
+    }
     let end = if snapshot {
         (res.n0..strings.len())
             .find(|&i| is_snapshot(recorder, &strings[i]))
@@ -682,7 +689,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    if let Some(dir) = &opts.profile {
+    for dir in opts.profile.iter().chain(&opts.dump) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let sources = Sources {

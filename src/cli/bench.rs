@@ -30,6 +30,7 @@ pub(super) fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
             only,
             quiet_ms,
             profile,
+            dump,
             soak: None,
         } => crate::bench::capture::run(crate::bench::capture::Options {
             rrweb,
@@ -38,6 +39,7 @@ pub(super) fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
             only,
             quiet_ms,
             profile,
+            dump,
         })?,
     }
     Ok(exit_code::SUCCESS)

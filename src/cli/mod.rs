@@ -393,6 +393,10 @@ pub enum BenchCommand {
         /// folder and print where the recorders spent their time.
         #[arg(long)]
         profile: Option<PathBuf>,
+        /// Write each recorder's recording of its last run per workload into this folder
+        /// (`WORKLOAD-RECORDER.ndjson`: one batch, or one rrweb event, per line).
+        #[arg(long)]
+        dump: Option<PathBuf>,
         /// Instead: record a continuously mutating page with capture.js for SECS seconds,
         /// printing the JS heap after a forced GC every 10 s.
         #[arg(long, value_name = "SECS")]
