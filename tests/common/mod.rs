@@ -56,25 +56,33 @@ pub struct Collector {
 impl Collector {
     pub fn start(db: &Path) -> Collector {
         for _ in 0..5 {
-            let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-            let child = Command::new(bin())
-                .args(["collect", "--listen", &addr.to_string(), "--db"])
-                .arg(db)
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .expect("spawn collector");
-            let mut c = Collector {
-                child,
-                addr,
-                db: db.to_path_buf(),
-            };
-            if c.wait_ready(Duration::from_secs(10)) {
+            if let Some(c) = Collector::try_start(db, free_addr()) {
                 return c;
             }
-            let _ = c.child.kill();
         }
         panic!("collector did not start");
+    }
+
+    /// One attempt to start a collector process on `addr`; `None` if it did not answer.
+    fn try_start(db: &Path, addr: SocketAddr) -> Option<Collector> {
+        let child = Command::new(bin())
+            .args(["collect", "--listen", &addr.to_string(), "--db"])
+            .arg(db)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn collector");
+        let mut c = Collector {
+            child,
+            addr,
+            db: db.to_path_buf(),
+        };
+        if c.wait_ready(Duration::from_secs(10)) {
+            return Some(c);
+        }
+        let _ = c.child.kill();
+        let _ = c.child.wait();
+        None
     }
 
     fn wait_ready(&mut self, limit: Duration) -> bool {
@@ -445,23 +453,9 @@ impl Collector {
     pub fn start_at(db: &Path, addr: SocketAddr) -> Collector {
         let start = Instant::now();
         loop {
-            let child = Command::new(bin())
-                .args(["collect", "--listen", &addr.to_string(), "--db"])
-                .arg(db)
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .expect("spawn collector");
-            let mut c = Collector {
-                child,
-                addr,
-                db: db.to_path_buf(),
-            };
-            if c.wait_ready(Duration::from_secs(10)) {
+            if let Some(c) = Collector::try_start(db, addr) {
                 return c;
             }
-            let _ = c.child.kill();
-            let _ = c.child.wait();
             assert!(
                 start.elapsed() < Duration::from_secs(15),
                 "collector did not start on {addr}"

@@ -198,7 +198,7 @@ pub(super) fn list_project_sessions(
 mod tests {
     use super::super::SqliteStore;
     use crate::event::Batch;
-    use crate::store::{ForgetReport, SessionStore};
+    use crate::store::SessionStore;
 
     const T: i64 = 1_733_300_000_000;
 
@@ -225,15 +225,6 @@ mod tests {
         )
     }
 
-    fn ids(store: &SqliteStore) -> Vec<String> {
-        store
-            .list_sessions()
-            .unwrap()
-            .into_iter()
-            .map(|s| s.id)
-            .collect()
-    }
-
     fn open() -> (tempfile::TempDir, std::path::PathBuf, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
@@ -249,107 +240,6 @@ mod tests {
             .query_row("PRAGMA secure_delete", [], |r| r.get(0))
             .unwrap();
         assert_eq!(on, 1);
-    }
-
-    #[test]
-    fn forget_removes_every_session_that_ever_identified_the_user() {
-        let (_dir, _path, mut store) = open();
-        // ann logs in, later the tab switches to bob: the session is still ann's too.
-        store
-            .put_batch(&identify("s-ann", 0, r#""ann""#), T)
-            .unwrap();
-        store
-            .put_batch(&identify("s-ann", 1, r#""bob""#), T)
-            .unwrap();
-        store.put_batch(&note("s-ann", 2, "x"), T).unwrap();
-        // ann's id arrives in a later batch than the first.
-        store.put_batch(&note("s-ann2", 0, "y"), T).unwrap();
-        store
-            .put_batch(&identify("s-ann2", 1, r#""ann""#), T)
-            .unwrap();
-        // A numeric id, and sessions of others that mention ann only in other fields.
-        store.put_batch(&identify("s-42", 0, "42"), T).unwrap();
-        store
-            .put_batch(&identify("s-anne", 0, r#""anne""#), T)
-            .unwrap();
-        store.put_batch(&note("s-text", 0, "ann"), T).unwrap();
-
-        let report = store.forget_user("ann", None).unwrap();
-        assert_eq!(
-            report,
-            ForgetReport {
-                sessions: 2,
-                batches: 5,
-                events: 5
-            }
-        );
-        assert_eq!(ids(&store), ["s-42", "s-anne", "s-text"]);
-        assert!(store.session_batches("s-ann").is_err());
-        assert_eq!(
-            store.forget_user("ann", None).unwrap(),
-            ForgetReport::default()
-        );
-        assert_eq!(store.forget_user("42", None).unwrap().sessions, 1);
-        assert_eq!(ids(&store), ["s-anne", "s-text"]);
-    }
-
-    #[test]
-    fn claims_scope_forget_and_listing_to_a_project() {
-        let (_dir, _path, mut store) = open();
-        assert_eq!(store.claim_session("s-a", "shop").unwrap(), "shop");
-        assert_eq!(store.claim_session("s-a", "blog").unwrap(), "shop");
-        assert_eq!(store.claim_session("s-b", "blog").unwrap(), "blog");
-        store.put_batch(&identify("s-a", 0, r#""ann""#), T).unwrap();
-        store.put_batch(&identify("s-b", 0, r#""ann""#), T).unwrap();
-        store.put_batch(&identify("s-c", 0, r#""ann""#), T).unwrap();
-        assert_eq!(
-            store.session_project("s-a").unwrap().as_deref(),
-            Some("shop")
-        );
-        assert_eq!(store.session_project("s-c").unwrap(), None);
-        let listed: Vec<String> = store
-            .list_project_sessions("blog")
-            .unwrap()
-            .into_iter()
-            .map(|s| s.id)
-            .collect();
-        assert_eq!(listed, ["s-b"]);
-
-        assert_eq!(store.forget_user("ann", Some("blog")).unwrap().sessions, 1);
-        assert_eq!(ids(&store), ["s-a", "s-c"]);
-        assert_eq!(store.session_project("s-b").unwrap(), None, "claim deleted");
-        assert_eq!(store.forget_user("ann", None).unwrap().sessions, 2);
-        assert!(ids(&store).is_empty());
-    }
-
-    #[test]
-    fn prune_deletes_sessions_by_last_receipt() {
-        let (_dir, _path, mut store) = open();
-        let day = 86_400_000;
-        let now = T + 100 * day;
-        store
-            .put_batch(&note("s-old", 0, "a"), now - 40 * day)
-            .unwrap();
-        // Began long ago, but still receiving: kept.
-        store
-            .put_batch(&note("s-live", 0, "a"), now - 40 * day)
-            .unwrap();
-        store.put_batch(&note("s-live", 1, "b"), now - day).unwrap();
-        store.put_batch(&note("s-new", 0, "a"), now).unwrap();
-        for i in 0..600 {
-            store
-                .put_batch(&note(&format!("s-bulk{i}"), 0, "a"), now - 31 * day)
-                .unwrap();
-        }
-        let report = store.prune_sessions(now - 30 * day).unwrap();
-        assert_eq!(report.sessions, 601);
-        assert_eq!(report.batches, 601);
-        assert_eq!(ids(&store), ["s-live", "s-new"]);
-        assert_eq!(store.session_batches("s-live").unwrap().len(), 2);
-        assert_eq!(
-            store.prune_sessions(now - 30 * day).unwrap(),
-            ForgetReport::default()
-        );
     }
 
     #[test]
