@@ -259,6 +259,9 @@ pub struct Options {
     pub profile: Option<PathBuf>,
     /// Write each recorder's recording of its last run per workload here.
     pub dump: Option<PathBuf>,
+    /// Options for rrweb's `record()` besides `emit`, as a JSON object (e.g.
+    /// `{"maskTextSelector":"*","maskAllInputs":true}` to mask like capture.js does).
+    pub rrweb_options: Option<String>,
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -437,6 +440,9 @@ async fn measure(
             serde_json::to_string(src)?
         );
         ev::<bool>(tab, &set).await?;
+    }
+    if let (Recorder::Rrweb, Some(o)) = (recorder, &opts.rrweb_options) {
+        ev::<bool>(tab, &format!("(window.__bench.rrOptions = {o}, true)")).await?;
     }
     if recording && !snapshot {
         // Start recording unmeasured, and let the initial snapshot go out.
@@ -662,6 +668,11 @@ fn package_label(bundle: &Path) -> String {
 /// Runs the side-by-side benchmark and prints its table.
 pub fn run(opts: Options) -> anyhow::Result<()> {
     anyhow::ensure!(opts.runs > 0, "--runs must be at least 1");
+    if let Some(o) = &opts.rrweb_options {
+        let v: serde_json::Value =
+            serde_json::from_str(o).context("--rrweb-options must be a JSON object")?;
+        anyhow::ensure!(v.is_object(), "--rrweb-options must be a JSON object");
+    }
     let rrweb_src = match &opts.rrweb {
         Some(p) => Some(
             std::fs::read_to_string(p)
@@ -775,6 +786,10 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
             || "not given (pass --rrweb, or use scripts/bench-capture)".to_string(),
             |p| format!("{} ({})", package_label(p), p.display())
         )
+    );
+    println!(
+        "  rrweb options: {} (rrweb's defaults record text as is; capture.js masks it by default)",
+        opts.rrweb_options.as_deref().unwrap_or("none besides emit")
     );
     println!(
         "  understudy: capture.js {} with understudyConfig {{flushMs: 0}}, batches to \

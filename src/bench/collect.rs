@@ -9,8 +9,10 @@
 //! a bounded time (or until the pool of batches is used up). A batch counts as accepted
 //! when its `200` arrives, which the collector sends only once the batch is durable. Each
 //! row prints accepted events/s and batches/s, p50 and p99 latency of accepted batches,
-//! errors, the collector's peak RSS (`VmHWM`), and afterwards the store is read back to
-//! check that it holds what was acknowledged.
+//! errors, the collector's peak RSS (`VmHWM`) and the CPU time it and the clients used per
+//! batch (`/proc/<pid>/stat`); under it, the store writer's own account (transactions,
+//! group sizes, commit times, how busy it was). Afterwards the store is read back to check
+//! that it holds what was acknowledged.
 //!
 //! The target is a `--db` spec handed unchanged to `understudy collect --db`: a SQLite
 //! file or a `postgres://` URL. Without it each row gets a fresh SQLite file in a
@@ -725,6 +727,20 @@ fn profile(dir: &Path, pool: &Pool) -> anyhow::Result<()> {
     {
         println!("  {name:<40} {:>8.1}", us(d));
     }
+    // event::to_json maps a fresh stack, sized for the deepest JSON allowed, per call;
+    // the same serialisation on one such stack for all batches shows what that costs.
+    let shared_stack = stacker::grow((event::MAX_JSON_DEPTH + 64) * 16 * 1024, || {
+        let t0 = Instant::now();
+        for b in &batches {
+            drop(serde_json::to_string(&b.events));
+        }
+        t0.elapsed()
+    });
+    println!(
+        "  {:<40} {:>8.1}  (the same encoding on one shared stack)",
+        "  of which serialising",
+        us(shared_stack)
+    );
 
     let mut store = SqliteStore::open(&dir.join("profile-store.db"))?;
     let mut groups = Vec::new();

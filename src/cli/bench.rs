@@ -31,6 +31,7 @@ pub(super) fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
             quiet_ms,
             profile,
             dump,
+            rrweb_options,
             soak: None,
         } => crate::bench::capture::run(crate::bench::capture::Options {
             rrweb,
@@ -40,6 +41,7 @@ pub(super) fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
             quiet_ms,
             profile,
             dump,
+            rrweb_options,
         })?,
     }
     Ok(exit_code::SUCCESS)

@@ -354,7 +354,7 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
         /// Synthetic sessions in each row's pool of batches (about 6 batches each).
-        #[arg(long, default_value_t = 3000)]
+        #[arg(long, default_value_t = 6000)]
         sessions: usize,
         /// First print where one batch's time goes (decode, checks, encoding, SQL, sync).
         #[arg(long)]
@@ -397,6 +397,10 @@ pub enum BenchCommand {
         /// (`WORKLOAD-RECORDER.ndjson`: one batch, or one rrweb event, per line).
         #[arg(long)]
         dump: Option<PathBuf>,
+        /// Options for rrweb's `record()` besides `emit`, as a JSON object, e.g.
+        /// '{"maskTextSelector":"*","maskAllInputs":true}' to mask text as capture.js does.
+        #[arg(long)]
+        rrweb_options: Option<String>,
         /// Instead: record a continuously mutating page with capture.js for SECS seconds,
         /// printing the JS heap after a forced GC every 10 s.
         #[arg(long, value_name = "SECS")]

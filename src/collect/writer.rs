@@ -164,6 +164,9 @@ struct Stats {
     failed_groups: u64,
     gathered: u64,
     gather_wait: Duration,
+    /// Time spent storing and committing.
+    busy: Duration,
+    started: Option<Instant>,
     /// Commit times: counts per bucket of [`BUCKETS_MS`].
     commit_ms: [u64; BUCKETS_MS.len() + 1],
 }
@@ -205,13 +208,16 @@ impl Stats {
             return;
         }
         tracing::info!(
-            "store writer: {} batches in {} transactions (mean {:.1}, largest {}); commit p50 {} ms, p99 {} ms; {} batches waited for ({:.1} ms in all); {} groups retried one by one",
+            "store writer: {} batches in {} transactions (mean {:.1}, largest {}); commit p50 {} ms, p99 {} ms; storing {:.0}% of the time; {} batches waited for ({:.1} ms in all); {} groups retried one by one",
             self.batches,
             self.groups,
             self.batches as f64 / self.groups as f64,
             self.largest,
             self.commit_quantile(0.5),
             self.commit_quantile(0.99),
+            self.started.map_or(0.0, |s| {
+                100.0 * self.busy.as_secs_f64() / s.elapsed().as_secs_f64().max(1e-9)
+            }),
             self.gathered,
             self.gather_wait.as_secs_f64() * 1e3,
             self.failed_groups,
@@ -229,6 +235,7 @@ fn run(mut store: impl SessionStore, rx: &mpsc::Receiver<Job>, shared: &Shared) 
         batches.push(first.batch);
         replies.push(first.reply);
         let opened = Instant::now();
+        stats.started.get_or_insert(opened);
         let limit = MAX_GATHER.min(Duration::from_micros((commit_us_scaled >> EWMA_SHIFT) / 2));
         loop {
             while batches.len() < MAX_GROUP {
@@ -265,6 +272,7 @@ fn run(mut store: impl SessionStore, rx: &mpsc::Receiver<Job>, shared: &Shared) 
         stats.batches += batches.len() as u64;
         stats.largest = stats.largest.max(batches.len());
         stats.commit(took);
+        stats.busy += took;
         let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         commit_us_scaled = commit_us_scaled - (commit_us_scaled >> EWMA_SHIFT) + us;
         match result {
@@ -304,6 +312,40 @@ mod tests {
             r#"{{"v":{v},"sid":"s1","pvid":"p1","seq":{seq},"events":[{{"k":"vis","t":1733300000000,"hidden":true}}]}}"#
         ))
         .unwrap()
+    }
+
+    #[test]
+    fn a_ticket_that_never_comes_delays_a_group_only_briefly() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("w.db")).unwrap();
+        let (writer, thread) = Writer::start(store).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            // A few commits first, so the writer knows what a commit costs.
+            for seq in 0..5 {
+                let out = writer.ticket().put(batch(seq, 1)).await.unwrap();
+                assert_eq!(out, PutOutcome::Stored);
+            }
+            let stalled = writer.ticket();
+            let started = Instant::now();
+            let out = writer.ticket().put(batch(5, 1)).await.unwrap();
+            assert_eq!(out, PutOutcome::Stored);
+            // At most MAX_GATHER of waiting, plus a commit; generous for a loaded machine.
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "{:?}",
+                started.elapsed()
+            );
+            drop(stalled);
+            assert_eq!(writer.shared.decoding.load(Ordering::Acquire), 0);
+            let dup = writer.ticket().put(batch(5, 1)).await.unwrap();
+            assert_eq!(dup, PutOutcome::Duplicate);
+        });
+        assert!(writer.is_running());
+        drop(writer);
+        thread.join();
     }
 
     #[test]

@@ -66,7 +66,9 @@
       (0, eval)(B.src);
       if (kind === "rrweb") {
         var R = window.rrwebRecord || window.rrweb;
-        B.stop = (R.record || R)({ emit: B.rrEmit });
+        var o = { emit: B.rrEmit }, k;
+        for (k in B.rrOptions || {}) o[k] = B.rrOptions[k];
+        B.stop = (R.record || R)(o);
       }
     });
   };
