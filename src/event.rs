@@ -158,16 +158,88 @@ pub fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, JsonEr
         de.end()?;
         Ok(value)
     };
-    if depth <= 64 {
+    if depth <= INLINE_DEPTH {
         parse()
     } else {
         stacker::grow(stack_for(depth), parse)
     }
 }
 
+/// Deepest nesting parsed or written on the caller's own stack.
+const INLINE_DEPTH: usize = 64;
+
 /// Serialises wire-format values as deep as [`from_json`] accepts, on a stack of its own.
 pub fn to_json<T: Serialize>(value: &T) -> Result<String, serde_json::Error> {
     stacker::grow(stack_for(MAX_JSON_DEPTH), || serde_json::to_string(value))
+}
+
+/// Serialises a batch's events, as the stores keep them. Unlike [`to_json`] it first
+/// measures how deep the events nest ([`events_depth`]) and maps a stack of its own only
+/// for the rare deep ones: mapping and unmapping a stack costs more than encoding a
+/// typical batch, and the unmapping interrupts every core.
+pub fn events_to_json(events: &[Event]) -> Result<String, serde_json::Error> {
+    let depth = events_depth(events);
+    if depth <= INLINE_DEPTH {
+        serde_json::to_string(events)
+    } else {
+        stacker::grow(stack_for(depth), || serde_json::to_string(events))
+    }
+}
+
+/// An upper bound on the JSON nesting of `events` written as an array, found without
+/// recursion: two levels per level of a node tree (its object and its `c` array), the
+/// depth of a custom event's `data`, and a few levels of event structure around them.
+pub fn events_depth(events: &[Event]) -> usize {
+    let mut deepest = 0;
+    for event in events {
+        let inner = match event {
+            Event::Snap(s) => 2 * tree_levels(&s.node),
+            Event::Mut(m) => {
+                let adds = m.adds.iter().map(|a| tree_levels(&a.node));
+                let roots = m.roots.iter().map(|r| tree_levels(&r.node));
+                2 * adds.chain(roots).max().unwrap_or(0)
+            }
+            Event::Custom(c) => value_depth(&c.data),
+            _ => 0,
+        };
+        deepest = deepest.max(inner);
+    }
+    // The events array, an event object, a mutation's list and entry, a node's `a` map.
+    deepest + 8
+}
+
+/// Levels of a node tree: 1 for a lone node. Iterative, so any depth is safe.
+fn tree_levels(root: &Node) -> usize {
+    let mut deepest = 0;
+    let mut todo = vec![(root, 1usize)];
+    while let Some((n, level)) = todo.pop() {
+        deepest = deepest.max(level);
+        let below = [&n.shadow, &n.tpl, &n.frame].into_iter().flatten();
+        todo.extend(below.map(|r| (&**r, level + 1)));
+        todo.extend(n.c.iter().map(|c| (c, level + 1)));
+    }
+    deepest
+}
+
+/// JSON nesting of a value: 0 for a scalar, 1 for a flat array or object. Iterative.
+fn value_depth(root: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    let mut deepest = 0;
+    let mut todo = vec![(root, 0usize)];
+    while let Some((v, above)) = todo.pop() {
+        match v {
+            Value::Array(items) => {
+                deepest = deepest.max(above + 1);
+                todo.extend(items.iter().map(|i| (i, above + 1)));
+            }
+            Value::Object(fields) => {
+                deepest = deepest.max(above + 1);
+                todo.extend(fields.values().map(|i| (i, above + 1)));
+            }
+            _ => {}
+        }
+    }
+    deepest
 }
 
 fn valid_id(s: &str) -> bool {
@@ -178,7 +250,12 @@ fn valid_id(s: &str) -> bool {
 }
 
 /// One thing that happened on the page.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// On the wire an event is one object whose `k` names its kind. Serde's own reading of such
+/// internally tagged enums buffers every object whole, trees included, before it reads it a
+/// second time; [`Deserialize`] here reads the kind first when `k` comes first, as
+/// `capture.js` and every writer of this format put it, and buffers only otherwise.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "k", rename_all = "lowercase")]
 pub enum Event {
     /// Start of a page view: where, on what device, and how we got here.
@@ -209,6 +286,157 @@ pub enum Event {
     Net(Net),
     /// A call of the page API `understudy(name, …)`, e.g. `identify`.
     Custom(Custom),
+}
+
+/// The kinds of [`Event`], as `k` names them.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Meta,
+    Snap,
+    Mut,
+    Click,
+    Input,
+    Submit,
+    Scroll,
+    Nav,
+    Vis,
+    Resize,
+    Move,
+    Err,
+    Net,
+    Custom,
+}
+
+/// Every `k`, in [`Kind`]'s order.
+const KINDS: &[&str] = &[
+    "meta", "snap", "mut", "click", "input", "submit", "scroll", "nav", "vis", "resize", "move",
+    "err", "net", "custom",
+];
+
+impl<'de> Deserialize<'de> for Kind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KindVisitor;
+        impl serde::de::Visitor<'_> for KindVisitor {
+            type Value = Kind;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an event kind")
+            }
+            fn visit_str<E: serde::de::Error>(self, k: &str) -> Result<Kind, E> {
+                Ok(match k {
+                    "meta" => Kind::Meta,
+                    "snap" => Kind::Snap,
+                    "mut" => Kind::Mut,
+                    "click" => Kind::Click,
+                    "input" => Kind::Input,
+                    "submit" => Kind::Submit,
+                    "scroll" => Kind::Scroll,
+                    "nav" => Kind::Nav,
+                    "vis" => Kind::Vis,
+                    "resize" => Kind::Resize,
+                    "move" => Kind::Move,
+                    "err" => Kind::Err,
+                    "net" => Kind::Net,
+                    "custom" => Kind::Custom,
+                    other => return Err(E::unknown_variant(other, KINDS)),
+                })
+            }
+        }
+        d.deserialize_str(KindVisitor)
+    }
+}
+
+impl Kind {
+    /// Reads the rest of an event of this kind (every field but `k`) from `d`.
+    fn read<'de, D: serde::Deserializer<'de>>(self, d: D) -> Result<Event, D::Error> {
+        Ok(match self {
+            Kind::Meta => Event::Meta(Meta::deserialize(d)?),
+            Kind::Snap => Event::Snap(Snap::deserialize(d)?),
+            Kind::Mut => Event::Mut(Mutation::deserialize(d)?),
+            Kind::Click => Event::Click(Click::deserialize(d)?),
+            Kind::Input => Event::Input(Input::deserialize(d)?),
+            Kind::Submit => Event::Submit(Submit::deserialize(d)?),
+            Kind::Scroll => Event::Scroll(Scroll::deserialize(d)?),
+            Kind::Nav => Event::Nav(Nav::deserialize(d)?),
+            Kind::Vis => Event::Vis(Vis::deserialize(d)?),
+            Kind::Resize => Event::Resize(Resize::deserialize(d)?),
+            Kind::Move => Event::Move(Move::deserialize(d)?),
+            Kind::Err => Event::Err(JsError::deserialize(d)?),
+            Kind::Net => Event::Net(Net::deserialize(d)?),
+            Kind::Custom => Event::Custom(Custom::deserialize(d)?),
+        })
+    }
+}
+
+/// The first key of an event object: `k`, or another one (then the object is buffered).
+enum FirstKey {
+    Kind,
+    Other(String),
+}
+
+impl<'de> Deserialize<'de> for FirstKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl serde::de::Visitor<'_> for KeyVisitor {
+            type Value = FirstKey;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<FirstKey, E> {
+                Ok(if key == "k" {
+                    FirstKey::Kind
+                } else {
+                    FirstKey::Other(key.to_owned())
+                })
+            }
+        }
+        d.deserialize_identifier(KeyVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct EventVisitor;
+        impl<'de> serde::de::Visitor<'de> for EventVisitor {
+            type Value = Event;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an event: an object with a kind `k`")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Event, A::Error> {
+                use serde::de::Error;
+                match map.next_key::<FirstKey>()? {
+                    None => Err(A::Error::missing_field("k")),
+                    Some(FirstKey::Kind) => {
+                        let kind: Kind = map.next_value()?;
+                        kind.read(serde::de::value::MapAccessDeserializer::new(map))
+                    }
+                    Some(FirstKey::Other(first)) => {
+                        // `k` comes later: keep the object, then read it as its kind says.
+                        let mut object = serde_json::Map::new();
+                        object.insert(first, map.next_value()?);
+                        while let Some(key) = map.next_key::<String>()? {
+                            if object.contains_key(&key) {
+                                return Err(A::Error::custom(format_args!(
+                                    "duplicate field `{key}`"
+                                )));
+                            }
+                            let value = map.next_value()?;
+                            object.insert(key, value);
+                        }
+                        let kind = object
+                            .remove("k")
+                            .ok_or_else(|| A::Error::missing_field("k"))?;
+                        let kind = Kind::deserialize(kind).map_err(A::Error::custom)?;
+                        kind.read(serde_json::Value::Object(object))
+                            .map_err(A::Error::custom)
+                    }
+                }
+            }
+        }
+        d.deserialize_map(EventVisitor)
+    }
 }
 
 impl Event {
@@ -741,6 +969,9 @@ mod tests {
                 let b: Batch = from_json(&text).unwrap();
                 let again = to_json(&b).unwrap();
                 assert_eq!(json_depth(&again), json_depth(&text));
+                let events = events_to_json(&b.events).unwrap();
+                assert!(events_depth(&b.events) >= json_depth(&events));
+                assert!(again.contains(&events));
                 assert_eq!(again.matches(r#""tag":"div""#).count(), 1500);
                 // Comparing or dropping the tree recurses too; neither is what this is about.
                 std::mem::forget(b);
@@ -803,9 +1034,70 @@ mod tests {
 
     #[test]
     fn rejects_unknown_kind_and_wrong_types() {
-        assert!(batch(r#"[{"k":"teleport","t":1}]"#).is_err());
-        assert!(batch(r#"[{"k":"vis","t":"soon","hidden":true}]"#).is_err());
-        assert!(batch(r#"{"k":"vis"}"#).is_err());
+        // The kind first (read at once) and the kind later (the object buffered) alike.
+        for (events, says) in [
+            (r#"[{"k":"teleport","t":1}]"#, "unknown variant `teleport`"),
+            (r#"[{"t":1,"k":"teleport"}]"#, "unknown variant `teleport`"),
+            (r#"[{"k":"vis","t":"soon","hidden":true}]"#, "invalid type"),
+            (r#"[{"hidden":true,"t":"soon","k":"vis"}]"#, "invalid type"),
+            (r#"[{"k":"vis","hidden":true}]"#, "missing field `t`"),
+            (r#"[{"hidden":true,"k":"vis"}]"#, "missing field `t`"),
+            (r#"[{"t":1,"hidden":true}]"#, "missing field `k`"),
+            (r#"[{}]"#, "missing field `k`"),
+            (
+                r#"[{"t":1,"k":"vis","t":2,"hidden":true}]"#,
+                "duplicate field `t`",
+            ),
+            (r#"[{"k":7,"t":1}]"#, "invalid type"),
+            (r#"[{"t":1,"k":null}]"#, "invalid type"),
+            (r#"["vis"]"#, "invalid type"),
+            (r#"{"k":"vis"}"#, "invalid type"),
+        ] {
+            let err = batch(events).unwrap_err().to_string();
+            assert!(err.contains(says), "{events}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_kind_may_come_anywhere_in_an_event() {
+        let b = batch(
+            r#"[
+            {"k":"meta","t":1,"url":"http://a/x","load":"navigate","w":800,"h":600},
+            {"k":"snap","t":2,"node":{"id":1,"nt":9,"c":[{"nt":1,"tag":"html","a":{"lang":"en"}}]}},
+            {"k":"mut","t":3,"adds":[{"p":2,"n":0,"node":{"id":3,"nt":1,"tag":"p","c":[{"nt":3,"x":"*"}]}}],
+             "roots":[{"id":3,"node":{"id":9,"nt":11}}]},
+            {"k":"click","t":4,"id":2,"x":1,"y":2,"tgt":{"tag":"button","path":"body>button"}},
+            {"k":"move","t":11,"pts":[[1,2,0],[3,4,50]]},
+            {"k":"net","t":13,"via":"fetch","method":"POST","url":"http://a/api","status":500,"dur":20},
+            {"k":"custom","t":14,"name":"identify","data":{"user":"ann","n":[1,{"d":2}]}}
+        ]"#,
+        )
+        .unwrap();
+        for event in &b.events {
+            let mut object = serde_json::to_value(event).unwrap();
+            let kind = object.as_object_mut().unwrap().remove("k").unwrap();
+            let mut last = object.to_string();
+            last.pop();
+            last.push_str(&format!(r#","k":{kind}}}"#));
+            let back: Event = serde_json::from_str(&last).unwrap();
+            assert_eq!(&back, event, "{last}");
+            // And from a `Value`, which is how the buffered path reads.
+            let from_value: Event =
+                serde_json::from_value(serde_json::to_value(event).unwrap()).unwrap();
+            assert_eq!(&from_value, event);
+        }
+    }
+
+    #[test]
+    fn events_depth_bounds_what_is_written() {
+        let b: Batch = from_json(&deep_snapshot(40)).unwrap();
+        let written = events_to_json(&b.events).unwrap();
+        assert_eq!(written, serde_json::to_string(&b.events).unwrap());
+        assert!(events_depth(&b.events) >= json_depth(&written));
+        let c = batch(r#"[{"k":"custom","t":1,"name":"x","data":[[[[{"a":[1]}]]]]}]"#).unwrap();
+        let written = events_to_json(&c.events).unwrap();
+        assert!(events_depth(&c.events) >= json_depth(&written));
+        assert_eq!(value_depth(&serde_json::json!([[[[{"a":[1]}]]]])), 6);
     }
 
     #[test]

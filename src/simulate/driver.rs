@@ -77,6 +77,25 @@ pub fn is_headless_shell(executable: &Path) -> bool {
 /// Name of the CDP binding capture.js hands its batches to in simulation.
 pub const BINDING: &str = "__understudyEmit";
 
+/// Adds command-line flags (`--key` or `--key=value`) to a launch configuration.
+///
+/// chromiumoxide writes the leading `--` itself and takes `key=value` apart only when
+/// given as a pair: a flag handed over whole reaches Chromium as `----key`, which Chromium
+/// ignores without a word.
+pub fn with_flags<'a>(
+    mut config: chromiumoxide::browser::BrowserConfigBuilder,
+    flags: impl IntoIterator<Item = &'a str>,
+) -> chromiumoxide::browser::BrowserConfigBuilder {
+    for flag in flags {
+        let bare = flag.trim_start_matches('-');
+        config = match bare.split_once('=') {
+            Some((key, value)) => config.arg((key, value)),
+            None => config.arg(bare),
+        };
+    }
+    config
+}
+
 /// Flags every launch passes: headless on a closed network, as root in a container.
 pub const CHROMIUM_FLAGS: &[&str] = &[
     "--disable-background-networking",
@@ -182,18 +201,105 @@ async fn cdp<T, E: std::fmt::Display>(
     }
 }
 
+/// Pids of `root` and of all its descendants, parents first, read from `/proc` (empty
+/// where there is no `/proc`).
+pub fn process_tree(root: u32) -> Vec<u32> {
+    let mut parent_of = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid …`, where comm may hold spaces and parentheses.
+        let ppid = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(ppid) = ppid {
+            parent_of.push((pid, ppid));
+        }
+    }
+    if parent_of.iter().all(|&(pid, _)| pid != root) {
+        return Vec::new();
+    }
+    let mut tree = vec![root];
+    let mut i = 0;
+    while let Some(&parent) = tree.get(i) {
+        tree.extend(
+            parent_of
+                .iter()
+                .filter(|&&(_, ppid)| ppid == parent)
+                .map(|&(pid, _)| pid),
+        );
+        i += 1;
+    }
+    tree
+}
+
+/// Sends SIGKILL to every pid in `pids`, synchronously (so it works in `Drop`). The crate
+/// forbids unsafe code, hence kill(1) rather than kill(2); the shell's builtin if kill(1)
+/// is not installed.
+pub fn kill_pids(pids: &[u32]) {
+    use std::process::{Command, Stdio};
+    if pids.is_empty() {
+        return;
+    }
+    let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+    let quiet = |c: &mut Command| {
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+    };
+    if quiet(Command::new("kill").arg("-9").args(&pids)).is_err() {
+        let _ = quiet(
+            Command::new("sh")
+                .args(["-c", "kill -9 \"$@\"", "sh"])
+                .args(&pids),
+        );
+    }
+}
+
+/// Kills a launched browser's whole process tree unless it has already exited: for `Drop`,
+/// where `Browser::close` (async) cannot run. chromiumoxide's own kill-on-drop signals only
+/// the process it spawned, and Debian's `/usr/bin/chromium-headless-shell` is a shell script
+/// that runs the real browser as its child (without `exec`): killing the script alone leaves
+/// the browser, its zygotes and renderers running, reparented to init. So the tree is read
+/// from `/proc` while the script still holds it together, and all of it is killed at once.
+pub fn kill_browser_tree(browser: &mut Browser) {
+    let Some(child) = browser.get_mut_child() else {
+        return; // connected to a remote browser, not ours to kill
+    };
+    let child = child.as_mut_inner();
+    if !matches!(child.try_wait(), Ok(None)) {
+        return; // exited (closed) or reaped already
+    }
+    if let Some(pid) = child.id() {
+        kill_pids(&process_tree(pid));
+    }
+    let _ = child.start_kill();
+}
+
 /// One Chromium process (or remote endpoint) and its CDP handler task.
 pub struct Chromium {
     browser: Browser,
     handler: tokio::task::JoinHandle<()>,
     config: DriverConfig,
+    /// Pid of the process launched (none for a remote browser).
+    pid: Option<u32>,
     _profile: Option<tempfile::TempDir>,
 }
 
 impl Chromium {
     /// Launches a local headless Chromium, or connects to `config.remote`.
     pub async fn launch(config: DriverConfig) -> Result<Chromium, DriverError> {
-        let (browser, mut handler, profile) = if let Some(url) = &config.remote {
+        let (mut browser, mut handler, profile) = if let Some(url) = &config.remote {
             let (b, h) = cdp("connect", config.nav_timeout, Browser::connect(url.clone())).await?;
             (b, h, None)
         } else {
@@ -214,11 +320,14 @@ impl Chromium {
                 .viewport(None)
                 .window_size(1280, 800)
                 .request_timeout(config.call_timeout)
-                .launch_timeout(Duration::from_secs(30))
-                .args(CHROMIUM_FLAGS.iter().copied())
-                .args(config.extra_args.iter().map(String::as_str))
-                .build()
-                .map_err(DriverError::Launch)?;
+                .launch_timeout(Duration::from_secs(30));
+            let flags = CHROMIUM_FLAGS.iter().copied();
+            let cfg = with_flags(
+                cfg,
+                flags.chain(config.extra_args.iter().map(String::as_str)),
+            )
+            .build()
+            .map_err(DriverError::Launch)?;
             let (b, h) = Browser::launch(cfg)
                 .await
                 .map_err(|e| DriverError::Launch(e.to_string()))?;
@@ -231,12 +340,20 @@ impl Chromium {
                 }
             }
         });
+        let pid = browser.get_mut_child().and_then(|c| c.as_mut_inner().id());
         Ok(Chromium {
             browser,
             handler,
             config,
+            pid,
             _profile: profile,
         })
+    }
+
+    /// Pid of the launched browser process (the one spawned, which may be a wrapper script
+    /// around the browser); `None` for a remote browser.
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
     }
 
     /// The browser's product string, e.g. `Chrome/156.0.8078.114`.
@@ -327,7 +444,11 @@ impl Chromium {
 }
 
 impl Drop for Chromium {
+    /// Without [`Chromium::close`] (a runner dropped, a task panicking, a restart replacing
+    /// a failed browser), the browser and its renderers are killed here: they must not
+    /// outlive their owner.
     fn drop(&mut self) {
+        kill_browser_tree(&mut self.browser);
         self.handler.abort();
     }
 }

@@ -208,8 +208,9 @@ impl Chromium {
             .user_data_dir(profile.path())
             .viewport(None)
             .window_size(1280, 800)
-            .request_timeout(Duration::from_secs(20))
-            .args(understudy::simulate::driver::CHROMIUM_FLAGS.iter().copied())
+            .request_timeout(Duration::from_secs(20));
+        let flags = understudy::simulate::driver::CHROMIUM_FLAGS.iter().copied();
+        let config = understudy::simulate::driver::with_flags(config, flags)
             .build()
             .unwrap();
         let (browser, mut handler) = Browser::launch(config).await.expect("launch chromium");
@@ -244,6 +245,16 @@ impl Chromium {
     pub async fn close(mut self) {
         let _ = self.browser.close().await;
         let _ = self.browser.wait().await;
+        self.handler.abort();
+    }
+}
+
+impl Drop for Chromium {
+    /// A test that panics drops its browser without [`Chromium::close`]: kill the whole
+    /// process tree (the headless shell is a script around the real browser, so
+    /// chromiumoxide's own kill-on-drop would leave the browser and its renderers running).
+    fn drop(&mut self) {
+        understudy::simulate::driver::kill_browser_tree(&mut self.browser);
         self.handler.abort();
     }
 }

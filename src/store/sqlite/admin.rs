@@ -4,11 +4,15 @@
 //! Deletions run with `secure_delete` on (set for every connection in `configure`), so
 //! freed cells and pages are overwritten with zeros, and end with a `TRUNCATE` WAL
 //! checkpoint, so the WAL frames that still held the deleted rows are gone from the `-wal`
-//! file too. Finding a user's sessions reads outside the write transaction (WAL readers do
-//! not block the collector's writer); only the deletes hold the write lock, and pruning
-//! deletes in small transactions.
+//! file too. That checkpoint is retried until the WAL is empty, for at most
+//! [`CHECKPOINT_BOUND`]; if other connections keep it busy for longer, the deletion stands
+//! but the call fails, saying that old copies may remain in the WAL. Finding a user's
+//! sessions reads outside the write transaction (WAL readers do not block the collector's
+//! writer); only the deletes hold the write lock, and pruning deletes in small
+//! transactions.
 
 use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
@@ -18,10 +22,27 @@ use crate::store::{identifies, ForgetReport, SessionSummary, StoreError};
 /// Sessions deleted per transaction when pruning, so the writer never waits long.
 const PRUNE_CHUNK: usize = 256;
 
+/// Longest time a deletion's closing checkpoint keeps trying to empty the WAL.
+const CHECKPOINT_BOUND: Duration = Duration::from_secs(10);
+
+/// First and longest pause between two checkpoint attempts.
+const CHECKPOINT_PAUSE: (Duration, Duration) =
+    (Duration::from_millis(10), Duration::from_millis(50));
+
 pub(super) fn forget_user(
     conn: &mut Connection,
     user: &str,
     project: Option<&str>,
+) -> Result<ForgetReport, StoreError> {
+    forget_user_within(conn, user, project, CHECKPOINT_BOUND)
+}
+
+/// [`forget_user`], giving the closing checkpoint at most `bound`.
+fn forget_user_within(
+    conn: &mut Connection,
+    user: &str,
+    project: Option<&str>,
+    bound: Duration,
 ) -> Result<ForgetReport, StoreError> {
     let mut sids = BTreeSet::new();
     {
@@ -72,7 +93,7 @@ pub(super) fn forget_user(
     }
     tx.commit()?;
     if report.sessions > 0 {
-        checkpoint(conn)?;
+        checkpoint(conn, bound, &report)?;
     }
     Ok(report)
 }
@@ -100,7 +121,7 @@ pub(super) fn prune_sessions(
         tx.commit()?;
     }
     if report.sessions > 0 {
-        checkpoint(conn)?;
+        checkpoint(conn, CHECKPOINT_BOUND, &report)?;
     }
     Ok(report)
 }
@@ -129,19 +150,73 @@ fn delete_session(tx: &Transaction<'_>, sid: &str) -> Result<ForgetReport, Store
 }
 
 /// Moves every WAL frame into the database file and empties the WAL, so that rows just
-/// deleted leave no old copy behind. A reader holding an old snapshot can block it; the
-/// busy timeout applies.
-fn checkpoint(conn: &Connection) -> Result<(), StoreError> {
-    let (busy, _log, _done): (i64, i64, i64) =
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?;
-    if busy != 0 {
-        tracing::warn!(
-            "WAL checkpoint was blocked by a reader: deleted data stays in the -wal file until the next checkpoint"
-        );
+/// deleted (as `deleted` counts) leave no old copy behind.
+///
+/// `PRAGMA wal_checkpoint(TRUNCATE)` does not fail when it cannot finish: it reports
+/// busy. It waits (the connection's busy timeout) for the writer and for readers of old
+/// snapshots, but gives up at once, without waiting, while another connection
+/// checkpoints (the background [`Checkpointer`](super::checkpoint::Checkpointer)). So it is
+/// repeated, with short pauses, until it reports the whole WAL copied and emptied, for at
+/// most `bound` in all: each attempt's busy wait is cut to the time left. If the WAL is
+/// still not empty by then, the deletion stands but this fails, so that callers do not
+/// report a clean forget.
+fn checkpoint(
+    conn: &Connection,
+    bound: Duration,
+    deleted: &ForgetReport,
+) -> Result<(), StoreError> {
+    let busy_timeout: i64 = conn.query_row("PRAGMA busy_timeout", [], |r| r.get(0))?;
+    let busy_timeout = Duration::from_millis(busy_timeout.max(0) as u64);
+    let outcome = checkpoint_attempts(conn, busy_timeout, bound, deleted);
+    let restored = conn.busy_timeout(busy_timeout);
+    outcome?;
+    Ok(restored?)
+}
+
+/// The attempts of [`checkpoint`], each waiting at most `busy_timeout` for locks.
+fn checkpoint_attempts(
+    conn: &Connection,
+    busy_timeout: Duration,
+    bound: Duration,
+    deleted: &ForgetReport,
+) -> Result<(), StoreError> {
+    let start = Instant::now();
+    let (mut pause, longest_pause) = CHECKPOINT_PAUSE;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        conn.busy_timeout(busy_timeout.min(bound.saturating_sub(start.elapsed())))?;
+        let (busy, log, copied): (i64, i64, i64) =
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+        if busy == 0 && log == copied {
+            if attempt > 1 {
+                tracing::debug!(attempt, "WAL checkpoint after a deletion went through");
+            }
+            return Ok(());
+        }
+        let left = bound.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            let message = format!(
+                "deleted {} sessions ({} batches, {} events), but other connections kept the \
+                 WAL busy for {:.1} s ({attempt} checkpoint attempts, {copied} of {log} WAL \
+                 frames copied): the deleted data may remain in the -wal file until the \
+                 next checkpoint",
+                deleted.sessions,
+                deleted.batches,
+                deleted.events,
+                start.elapsed().as_secs_f64(),
+            );
+            tracing::warn!("{message}");
+            return Err(StoreError::Db(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                Some(message),
+            )));
+        }
+        std::thread::sleep(pause.min(left));
+        pause = (pause * 2).min(longest_pause);
     }
-    Ok(())
 }
 
 pub(super) fn owner(conn: &Connection, sid: &str) -> Result<Option<String>, StoreError> {
@@ -196,9 +271,12 @@ pub(super) fn list_project_sessions(
 
 #[cfg(test)]
 mod tests {
+    use std::path::{Path, PathBuf};
+    use std::time::{Duration, Instant};
+
     use super::super::SqliteStore;
     use crate::event::Batch;
-    use crate::store::SessionStore;
+    use crate::store::{SessionStore, StoreError};
 
     const T: i64 = 1_733_300_000_000;
 
@@ -300,5 +378,144 @@ mod tests {
                 .len(),
             50
         );
+    }
+
+    /// Stores batches of a user `CANARY-user-5d1e`, with canary text, beside 20 sessions
+    /// that stay.
+    fn fill(store: &mut SqliteStore) {
+        for i in 0..20 {
+            store
+                .put_batch(&note(&format!("s-keep{i}"), 0, &"k".repeat(300)), T)
+                .unwrap();
+        }
+        store
+            .put_batch(&identify("s-gone", 0, r#""CANARY-user-5d1e""#), T)
+            .unwrap();
+        store
+            .put_batch(&note("s-gone", 1, &"CANARY-data-9b7c ".repeat(400)), T)
+            .unwrap();
+    }
+
+    /// Canaries in the database file and its `-wal` file (if any).
+    fn canaries(path: &Path) -> usize {
+        let wal = PathBuf::from(format!("{}-wal", path.display()));
+        [path.to_path_buf(), wal]
+            .iter()
+            .filter_map(|f| std::fs::read(f).ok())
+            .map(|b| {
+                b.windows(11)
+                    .filter(|w| w == b"CANARY-user" || w == b"CANARY-data")
+                    .count()
+            })
+            .sum()
+    }
+
+    /// A second connection in a read transaction: it holds a snapshot from before the
+    /// forget, so the WAL cannot be emptied until it ends.
+    fn reader(path: &Path) -> rusqlite::Connection {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.execute_batch("BEGIN").unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM batches", [], |r| r.get(0))
+            .unwrap();
+        assert!(n > 0);
+        conn
+    }
+
+    /// Ends `reader`'s read transaction after `after`, on another thread.
+    fn release(
+        reader: rusqlite::Connection,
+        after: Duration,
+    ) -> std::thread::JoinHandle<rusqlite::Connection> {
+        std::thread::spawn(move || {
+            std::thread::sleep(after);
+            reader.execute_batch("COMMIT").unwrap();
+            reader
+        })
+    }
+
+    fn busy_timeout_ms(store: &SqliteStore) -> i64 {
+        store
+            .conn
+            .query_row("PRAGMA busy_timeout", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// One `TRUNCATE` checkpoint comes back busy while the reader holds its snapshot (its
+    /// busy wait, cut short here, runs out first, as it does at once while another
+    /// connection checkpoints): forget must try again until the WAL is empty.
+    #[test]
+    fn forget_retries_the_checkpoint_until_a_reader_lets_go() {
+        let (_dir, path, mut store) = open();
+        fill(&mut store);
+        assert!(canaries(&path) > 0);
+        store.conn.busy_timeout(Duration::from_millis(20)).unwrap();
+        let held = release(reader(&path), Duration::from_millis(300));
+        let started = Instant::now();
+        let report = store.forget_user("CANARY-user-5d1e", None).unwrap();
+        let took = started.elapsed();
+        let _reader = held.join().unwrap();
+        assert_eq!(report.sessions, 1);
+        assert_eq!(
+            canaries(&path),
+            0,
+            "deleted bytes left in the db or -wal file"
+        );
+        assert!(took >= Duration::from_millis(250), "{took:?}");
+        assert_eq!(busy_timeout_ms(&store), 20, "busy timeout not restored");
+        assert_eq!(store.list_sessions().unwrap().len(), 20);
+    }
+
+    /// With the store's own busy timeout, `TRUNCATE` itself waits for a short reader.
+    #[test]
+    fn forget_waits_for_a_short_reader() {
+        let (_dir, path, mut store) = open();
+        fill(&mut store);
+        let held = release(reader(&path), Duration::from_millis(300));
+        let report = store.forget_user("CANARY-user-5d1e", None).unwrap();
+        let _reader = held.join().unwrap();
+        assert_eq!(report.sessions, 1);
+        assert_eq!(
+            canaries(&path),
+            0,
+            "deleted bytes left in the db or -wal file"
+        );
+    }
+
+    /// A reader that outlasts the bound: the rows are deleted, but forget says that copies
+    /// may remain in the WAL instead of reporting a clean forget, and returns in about the
+    /// bound even though the connection's busy timeout is longer.
+    #[test]
+    fn forget_fails_when_a_reader_outlasts_the_bound() {
+        let (_dir, path, mut store) = open();
+        fill(&mut store);
+        let held = reader(&path);
+        let started = Instant::now();
+        let err = super::forget_user_within(
+            &mut store.conn,
+            "CANARY-user-5d1e",
+            None,
+            Duration::from_millis(200),
+        )
+        .unwrap_err();
+        let took = started.elapsed();
+        match &err {
+            StoreError::Db(rusqlite::Error::SqliteFailure(e, Some(_))) => {
+                assert_eq!(e.code, rusqlite::ErrorCode::DatabaseBusy)
+            }
+            other => panic!("unexpected error {other:?}"),
+        }
+        let message = err.to_string();
+        assert!(
+            message.contains("deleted 1 sessions")
+                && message.contains("may remain in the -wal file"),
+            "{message}"
+        );
+        assert!(took < Duration::from_secs(3), "{took:?}");
+        assert_eq!(busy_timeout_ms(&store), 10_000, "busy timeout not restored");
+        // The message is true: the deletion stands, old copies are still on disk.
+        assert_eq!(store.list_sessions().unwrap().len(), 20);
+        assert!(canaries(&path) > 0);
+        drop(held);
     }
 }
