@@ -27,8 +27,9 @@
 //! `store` with SQL in it: an anchor must not go through the code it measures.
 //!
 //! With `--profile` it first prints where one batch's time goes on one thread: gunzip,
-//! JSON parse, checks, re-encoding for the store, drop, the store's put in groups, and a
-//! bare `synchronous=FULL` commit (the disk sync every acknowledgement waits for).
+//! JSON parse, checks, encoding for the store, drop (the collector does these on its
+//! request threads), the store's put in groups (its one writer thread), and a bare
+//! `synchronous=FULL` commit (the disk sync every acknowledgement waits for).
 
 use std::io::{Read as _, Write as _};
 use std::net::SocketAddr;
@@ -49,7 +50,7 @@ use super::synth;
 use crate::collect::{decode, BATCHES_PATH};
 use crate::event::{self, Batch};
 use crate::exit_code::bad_input;
-use crate::store::{DbSpec, SessionStore, SqliteStore};
+use crate::store::{DbSpec, EncodedBatch, SessionStore, SqliteStore};
 
 /// Seed of the synthetic population, fixed so runs are comparable.
 const SEED: u64 = 7;
@@ -698,20 +699,17 @@ fn profile(dir: &Path, pool: &Pool) -> anyhow::Result<()> {
         b.validate()?;
         decode::check_plausible(&b)?;
         let t3 = Instant::now();
-        let encoded = event::to_json(&b.events)?;
+        let encoded = EncodedBatch::of(&b)?;
         let t4 = Instant::now();
-        drop(encoded);
-        let copy = b.clone();
+        drop(b);
         let t5 = Instant::now();
-        drop(copy);
-        let t6 = Instant::now();
         for (slot, d) in t
             .iter_mut()
-            .zip([t1 - t0, t2 - t1, t3 - t2, t4 - t3, t6 - t5])
+            .zip([t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4])
         {
             *slot += d;
         }
-        batches.push(b);
+        batches.push(encoded);
     }
     let us = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;
     println!("profile: one thread, {n} batches, µs per batch:");
@@ -719,7 +717,7 @@ fn profile(dir: &Path, pool: &Pool) -> anyhow::Result<()> {
         "gunzip",
         "JSON parse (event::from_json)",
         "checks (validate, plausibility)",
-        "encode for the store (event::to_json)",
+        "encode for the store (EncodedBatch::of)",
         "drop a decoded batch",
     ]
     .iter()
@@ -727,26 +725,13 @@ fn profile(dir: &Path, pool: &Pool) -> anyhow::Result<()> {
     {
         println!("  {name:<40} {:>8.1}", us(d));
     }
-    // event::to_json maps a fresh stack, sized for the deepest JSON allowed, per call;
-    // the same serialisation on one such stack for all batches shows what that costs.
-    let shared_stack = stacker::grow((event::MAX_JSON_DEPTH + 64) * 16 * 1024, || {
-        let t0 = Instant::now();
-        for b in &batches {
-            drop(serde_json::to_string(&b.events));
-        }
-        t0.elapsed()
-    });
-    println!(
-        "  {:<40} {:>8.1}  (the same encoding on one shared stack)",
-        "  of which serialising",
-        us(shared_stack)
-    );
 
+    // What the collector's one writer thread does: SQL and a commit per group.
     let mut store = SqliteStore::open(&dir.join("profile-store.db"))?;
     let mut groups = Vec::new();
     for group in batches.chunks(PROFILE_GROUP) {
         let t0 = Instant::now();
-        store.put_batches_each(group, 0)?;
+        store.put_encoded(group, 0)?;
         groups.push(t0.elapsed());
     }
     drop(store);

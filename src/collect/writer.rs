@@ -29,8 +29,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use crate::event::Batch;
-use crate::store::{PutOutcome, SessionStore, StoreError};
+use crate::store::{EncodedBatch, PutOutcome, SessionStore, StoreError};
 
 /// Most batches committed in one transaction.
 pub const MAX_GROUP: usize = 256;
@@ -42,7 +41,7 @@ pub const MAX_GATHER: Duration = Duration::from_millis(2);
 const EWMA_SHIFT: u32 = 3;
 
 struct Job {
-    batch: Batch,
+    batch: EncodedBatch,
     reply: oneshot::Sender<Result<PutOutcome, StoreError>>,
 }
 
@@ -78,7 +77,7 @@ impl Drop for Ticket {
 
 impl Ticket {
     /// Stores one batch; resolves once it is durable (or refused).
-    pub(crate) async fn put(self, batch: Batch) -> Result<PutOutcome, WriteError> {
+    pub(crate) async fn put(self, batch: EncodedBatch) -> Result<PutOutcome, WriteError> {
         let (reply, answer) = oneshot::channel();
         let sent = self.jobs.send(Job { batch, reply });
         // The job is queued before the ticket is given back, so a writer that sees no
@@ -266,7 +265,7 @@ fn run(mut store: impl SessionStore, rx: &mpsc::Receiver<Job>, shared: &Shared) 
 
         let now = now_ms();
         let started = Instant::now();
-        let result = store.put_batches_each(&batches, now);
+        let result = store.put_encoded(&batches, now);
         let took = started.elapsed();
         stats.groups += 1;
         stats.batches += batches.len() as u64;
@@ -286,13 +285,30 @@ fn run(mut store: impl SessionStore, rx: &mpsc::Receiver<Job>, shared: &Shared) 
                 stats.failed_groups += 1;
                 tracing::warn!(error = %err, batches = batches.len(), "group commit failed; storing one by one");
                 for (reply, batch) in replies.drain(..).zip(&batches) {
-                    let _ = reply.send(store.put_batch(batch, now));
+                    let _ = reply.send(put_alone(&mut store, batch, now));
                 }
             }
         }
         batches.clear();
     }
     stats.log();
+}
+
+/// Stores one batch in a transaction of its own.
+fn put_alone(
+    store: &mut impl SessionStore,
+    batch: &EncodedBatch,
+    now: i64,
+) -> Result<PutOutcome, StoreError> {
+    let outcomes = store.put_encoded(std::slice::from_ref(batch), now)?;
+    outcomes
+        .first()
+        .copied()
+        .ok_or_else(|| StoreError::Invalid {
+            sid: batch.sid().to_owned(),
+            seq: batch.seq(),
+            reason: "the store reported no outcome".into(),
+        })
 }
 
 /// Wall-clock time in epoch milliseconds.
@@ -307,11 +323,12 @@ mod tests {
     use super::*;
     use crate::store::SqliteStore;
 
-    fn batch(seq: u64, v: u32) -> Batch {
-        serde_json::from_str(&format!(
-            r#"{{"v":{v},"sid":"s1","pvid":"p1","seq":{seq},"events":[{{"k":"vis","t":1733300000000,"hidden":true}}]}}"#
+    fn batch(seq: u64) -> EncodedBatch {
+        let b: crate::event::Batch = serde_json::from_str(&format!(
+            r#"{{"v":1,"sid":"s1","pvid":"p1","seq":{seq},"events":[{{"k":"vis","t":1733300000000,"hidden":true}}]}}"#
         ))
-        .unwrap()
+        .unwrap();
+        EncodedBatch::of(&b).unwrap()
     }
 
     #[test]
@@ -325,12 +342,12 @@ mod tests {
         rt.block_on(async {
             // A few commits first, so the writer knows what a commit costs.
             for seq in 0..5 {
-                let out = writer.ticket().put(batch(seq, 1)).await.unwrap();
+                let out = writer.ticket().put(batch(seq)).await.unwrap();
                 assert_eq!(out, PutOutcome::Stored);
             }
             let stalled = writer.ticket();
             let started = Instant::now();
-            let out = writer.ticket().put(batch(5, 1)).await.unwrap();
+            let out = writer.ticket().put(batch(5)).await.unwrap();
             assert_eq!(out, PutOutcome::Stored);
             // At most MAX_GATHER of waiting, plus a commit; generous for a loaded machine.
             assert!(
@@ -340,7 +357,7 @@ mod tests {
             );
             drop(stalled);
             assert_eq!(writer.shared.decoding.load(Ordering::Acquire), 0);
-            let dup = writer.ticket().put(batch(5, 1)).await.unwrap();
+            let dup = writer.ticket().put(batch(5)).await.unwrap();
             assert_eq!(dup, PutOutcome::Duplicate);
         });
         assert!(writer.is_running());
@@ -353,9 +370,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.db");
         let store = SqliteStore::open(&path).unwrap();
+        // The database itself refuses batch 1 (the decoder and the encoder let it pass).
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "CREATE TRIGGER refuse_one BEFORE INSERT ON batches WHEN NEW.seq = 1
+                 BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END;",
+            )
+            .unwrap();
         // Queue everything before the writer runs, so it all lands in one group.
         let (jobs, rx) = mpsc::channel();
-        let answers: Vec<_> = [batch(0, 1), batch(1, 99), batch(2, 1), batch(0, 1)]
+        let answers: Vec<_> = [batch(0), batch(1), batch(2), batch(0)]
             .into_iter()
             .map(|batch| {
                 let (reply, answer) = oneshot::channel();
@@ -370,11 +395,18 @@ mod tests {
             .into_iter()
             .map(|a| match a.blocking_recv().unwrap() {
                 Ok(outcome) => format!("{outcome:?}"),
-                Err(StoreError::Invalid { seq, .. }) => format!("invalid {seq}"),
-                Err(e) => panic!("unexpected {e}"),
+                Err(e) => e.to_string(),
             })
             .collect();
-        assert_eq!(got, ["Stored", "invalid 1", "Stored", "Duplicate"]);
+        assert_eq!(
+            got,
+            [
+                "Stored",
+                "session database error: refused by a trigger",
+                "Stored",
+                "Duplicate"
+            ]
+        );
         let stored = SqliteStore::open(&path)
             .unwrap()
             .session_batches("s1")

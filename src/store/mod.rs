@@ -31,15 +31,44 @@ pub use sqlite::SqliteStore;
 /// Adding a method? Implement it for both backends and forward it in the `Box<S>` impl
 /// below (a defaulted method that is not forwarded silently skips the backend's own).
 pub trait SessionStore {
+    /// Stores encoded batches in one transaction (all or nothing) and reports each one's
+    /// outcome, in order: a `(sid, seq)` already stored, or earlier in the same call, is
+    /// [`PutOutcome::Duplicate`] and changes nothing.
+    ///
+    /// This is what lets the collector commit the batches of many concurrent requests
+    /// with one disk sync (group commit) and still answer each request on its own; the
+    /// requests encode their batches ([`EncodedBatch::of`]) before, in parallel.
+    fn put_encoded(
+        &mut self,
+        batches: &[EncodedBatch],
+        received_at_ms: i64,
+    ) -> Result<Vec<PutOutcome>, StoreError>;
+
     /// Stores one batch; (sid, seq) already present → Ok(PutOutcome::Duplicate), nothing changes.
-    fn put_batch(&mut self, batch: &Batch, received_at_ms: i64) -> Result<PutOutcome, StoreError>;
+    fn put_batch(&mut self, batch: &Batch, received_at_ms: i64) -> Result<PutOutcome, StoreError> {
+        let outcomes = self.put_batches_each(std::slice::from_ref(batch), received_at_ms)?;
+        outcomes
+            .first()
+            .copied()
+            .ok_or_else(|| StoreError::Invalid {
+                sid: batch.sid.clone(),
+                seq: batch.seq,
+                reason: "the store reported no outcome".into(),
+            })
+    }
 
     /// Stores many batches in one transaction: all or nothing.
     fn put_batches(
         &mut self,
         batches: &[Batch],
         received_at_ms: i64,
-    ) -> Result<PutReport, StoreError>;
+    ) -> Result<PutReport, StoreError> {
+        let mut report = PutReport::default();
+        for outcome in self.put_batches_each(batches, received_at_ms)? {
+            report.add(outcome);
+        }
+        Ok(report)
+    }
 
     /// All sessions, oldest first by started_at.
     fn list_sessions(&self) -> Result<Vec<SessionSummary>, StoreError>;
@@ -47,21 +76,19 @@ pub trait SessionStore {
     /// A session's batches ordered by seq (out-of-order arrival is ordered on read). Unknown id → StoreError::NotFound.
     fn session_batches(&self, sid: &str) -> Result<Vec<Batch>, StoreError>;
 
-    /// Stores many batches in one transaction and reports each one's outcome, in order.
-    ///
-    /// This is what lets the collector commit the batches of many concurrent requests
-    /// with one disk sync (group commit) and still answer each request on its own.
-    /// All or nothing, like [`SessionStore::put_batches`]. The default implementation
-    /// stores them one by one, without a shared transaction.
+    /// Stores many batches in one transaction and reports each one's outcome, in order,
+    /// like [`SessionStore::put_encoded`]. An invalid batch refuses the whole call before
+    /// the database is touched.
     fn put_batches_each(
         &mut self,
         batches: &[Batch],
         received_at_ms: i64,
     ) -> Result<Vec<PutOutcome>, StoreError> {
-        batches
+        let encoded = batches
             .iter()
-            .map(|b| self.put_batch(b, received_at_ms))
-            .collect()
+            .map(EncodedBatch::of)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.put_encoded(&encoded, received_at_ms)
     }
 
     /// Deletes every session in which `user` was identified, with all its batches, in one
@@ -147,6 +174,14 @@ pub fn identifies(events: &[crate::event::Event], user: &str) -> bool {
 /// A boxed store is a store, so that [`open`] can return either backend. Every trait
 /// method is forwarded, defaulted ones included.
 impl<S: SessionStore + ?Sized> SessionStore for Box<S> {
+    fn put_encoded(
+        &mut self,
+        batches: &[EncodedBatch],
+        received_at_ms: i64,
+    ) -> Result<Vec<PutOutcome>, StoreError> {
+        (**self).put_encoded(batches, received_at_ms)
+    }
+
     fn put_batch(&mut self, batch: &Batch, received_at_ms: i64) -> Result<PutOutcome, StoreError> {
         (**self).put_batch(batch, received_at_ms)
     }
@@ -294,6 +329,62 @@ pub enum StoreError {
     /// PostgreSQL failed.
     #[error("session database error: {0}")]
     Postgres(#[source] PgError),
+}
+
+/// One batch, checked and encoded for storage: the JSON text of its events as both stores
+/// keep it, and the facts its session's summary is made of.
+///
+/// Encoding costs more than the SQL that stores a batch, so the collector encodes on its
+/// request threads, in parallel, and its single writer only runs SQL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedBatch {
+    sid: String,
+    seq: i64,
+    v: i64,
+    pvid: String,
+    sent: Option<i64>,
+    facts: BatchFacts,
+    events: String,
+}
+
+impl EncodedBatch {
+    /// Checks `batch` ([`Batch::validate`]) and encodes it.
+    pub fn of(batch: &Batch) -> Result<EncodedBatch, StoreError> {
+        let invalid = |reason: String| StoreError::Invalid {
+            sid: batch.sid.clone(),
+            seq: batch.seq,
+            reason,
+        };
+        batch.validate().map_err(|e| invalid(e.to_string()))?;
+        let seq =
+            i64::try_from(batch.seq).map_err(|_| invalid("seq does not fit in 63 bits".into()))?;
+        let events = crate::event::events_to_json(&batch.events)
+            .map_err(|e| invalid(format!("events cannot be encoded: {e}")))?;
+        Ok(EncodedBatch {
+            sid: batch.sid.clone(),
+            seq,
+            v: i64::from(batch.v),
+            pvid: batch.pvid.clone(),
+            sent: batch.sent,
+            facts: BatchFacts::of(batch),
+            events,
+        })
+    }
+
+    /// The session id.
+    pub fn sid(&self) -> &str {
+        &self.sid
+    }
+
+    /// The batch's sequence number within its session.
+    pub fn seq(&self) -> u64 {
+        self.seq.unsigned_abs()
+    }
+
+    /// How many events the batch holds.
+    pub fn events(&self) -> u64 {
+        self.facts.events
+    }
 }
 
 /// Facts about one batch that the session summary is made of.

@@ -34,9 +34,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Config, NoTls, Statement};
 
 use super::spec::redact;
-use super::{
-    BatchFacts, ForgetReport, PutOutcome, PutReport, SessionStore, SessionSummary, StoreError,
-};
+use super::{EncodedBatch, ForgetReport, PutOutcome, SessionStore, SessionSummary, StoreError};
 use crate::event::{Batch, Event};
 
 mod admin;
@@ -238,17 +236,6 @@ impl PostgresStore {
             }
         }
     }
-
-    /// Stores `batches` in one transaction and reports each one's outcome, in order.
-    fn put_all(
-        &mut self,
-        batches: &[Batch],
-        received_at_ms: i64,
-    ) -> Result<Vec<PutOutcome>, StoreError> {
-        // Everything that can be refused is refused before the database is touched.
-        let rows = batches.iter().map(Row::of).collect::<Result<Vec<_>, _>>()?;
-        self.with_conn(|conn| block_on(put_rows(conn, &rows, received_at_ms)))
-    }
 }
 
 /// Whether `err` says the connection is gone.
@@ -347,41 +334,6 @@ async fn migrate(client: &mut Client) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// One batch, validated and encoded, ready to insert.
-struct Row {
-    sid: String,
-    seq: i64,
-    v: i64,
-    pvid: String,
-    sent: Option<i64>,
-    facts: BatchFacts,
-    events: String,
-}
-
-impl Row {
-    fn of(batch: &Batch) -> Result<Row, StoreError> {
-        let invalid = |reason: String| StoreError::Invalid {
-            sid: batch.sid.clone(),
-            seq: batch.seq,
-            reason,
-        };
-        batch.validate().map_err(|e| invalid(e.to_string()))?;
-        let seq =
-            i64::try_from(batch.seq).map_err(|_| invalid("seq does not fit in 63 bits".into()))?;
-        let events = crate::event::to_json(&batch.events)
-            .map_err(|e| invalid(format!("events cannot be encoded: {e}")))?;
-        Ok(Row {
-            sid: batch.sid.clone(),
-            seq,
-            v: i64::from(batch.v),
-            pvid: batch.pvid.clone(),
-            sent: batch.sent,
-            facts: BatchFacts::of(batch),
-            events,
-        })
-    }
-}
-
 /// The advisory-lock key of a session: 64-bit FNV-1a of its id. Every collector must
 /// compute the same key for the same id, whatever its build, so this is spelled out
 /// rather than left to a hasher that may change.
@@ -398,7 +350,7 @@ fn lock_key(sid: &str) -> i64 {
 /// pipelined, then one commit.
 async fn put_rows(
     conn: &mut Conn,
-    rows: &[Row],
+    rows: &[EncodedBatch],
     received_at_ms: i64,
 ) -> Result<Vec<PutOutcome>, StoreError> {
     if rows.is_empty() {
@@ -489,29 +441,12 @@ fn summary(row: &tokio_postgres::Row) -> SessionSummary {
 }
 
 impl SessionStore for PostgresStore {
-    fn put_batch(&mut self, batch: &Batch, received_at_ms: i64) -> Result<PutOutcome, StoreError> {
-        let outcome = self.put_all(std::slice::from_ref(batch), received_at_ms)?;
-        Ok(outcome[0])
-    }
-
-    fn put_batches(
+    fn put_encoded(
         &mut self,
-        batches: &[Batch],
-        received_at_ms: i64,
-    ) -> Result<PutReport, StoreError> {
-        let mut report = PutReport::default();
-        for outcome in self.put_all(batches, received_at_ms)? {
-            report.add(outcome);
-        }
-        Ok(report)
-    }
-
-    fn put_batches_each(
-        &mut self,
-        batches: &[Batch],
+        batches: &[EncodedBatch],
         received_at_ms: i64,
     ) -> Result<Vec<PutOutcome>, StoreError> {
-        self.put_all(batches, received_at_ms)
+        self.with_conn(|conn| block_on(put_rows(conn, batches, received_at_ms)))
     }
 
     fn list_sessions(&self) -> Result<Vec<SessionSummary>, StoreError> {

@@ -14,9 +14,7 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
-use super::{
-    BatchFacts, ForgetReport, PutOutcome, PutReport, SessionStore, SessionSummary, StoreError,
-};
+use super::{EncodedBatch, ForgetReport, PutOutcome, SessionStore, SessionSummary, StoreError};
 use crate::event::{Batch, Event};
 
 mod admin;
@@ -146,21 +144,10 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 /// Inserts one batch inside `tx` and folds it into its session's summary.
 fn put_in(
     tx: &Transaction<'_>,
-    batch: &Batch,
+    batch: &EncodedBatch,
     received_at_ms: i64,
 ) -> Result<PutOutcome, StoreError> {
-    let invalid = |reason: String| StoreError::Invalid {
-        sid: batch.sid.clone(),
-        seq: batch.seq,
-        reason,
-    };
-    batch.validate().map_err(|e| invalid(e.to_string()))?;
-    let seq =
-        i64::try_from(batch.seq).map_err(|_| invalid("seq does not fit in 63 bits".into()))?;
-    let events = crate::event::to_json(&batch.events)
-        .map_err(|e| invalid(format!("events cannot be encoded: {e}")))?;
-    let facts = BatchFacts::of(batch);
-
+    let facts = &batch.facts;
     let inserted = tx
         .prepare_cached(
             "INSERT INTO batches
@@ -170,7 +157,7 @@ fn put_in(
         )?
         .execute(params![
             batch.sid,
-            seq,
+            batch.seq,
             batch.v,
             batch.pvid,
             batch.sent,
@@ -178,7 +165,7 @@ fn put_in(
             facts.first_t,
             facts.last_t,
             facts.events as i64,
-            events,
+            batch.events,
         ])?;
     if inserted == 0 {
         return Ok(PutOutcome::Duplicate);
@@ -193,10 +180,12 @@ fn put_in(
 
     let (url_t, url) = facts
         .first_meta
-        .map_or((None, None), |(t, u)| (Some(t), Some(u)));
+        .as_ref()
+        .map_or((None, None), |(t, u)| (Some(*t), Some(u.as_str())));
     let (user_t, user) = facts
         .last_identify
-        .map_or((None, None), |(t, u)| (Some(t), Some(u)));
+        .as_ref()
+        .map_or((None, None), |(t, u)| (Some(*t), Some(u.as_str())));
     // In an upsert, bare column names are the stored row's values before the update.
     tx.prepare_cached(
         "INSERT INTO sessions
@@ -237,7 +226,7 @@ fn put_in(
         new_page as i64,
         url,
         url_t,
-        seq,
+        batch.seq,
         user,
         user_t,
         received_at_ms,
@@ -246,31 +235,9 @@ fn put_in(
 }
 
 impl SessionStore for SqliteStore {
-    fn put_batch(&mut self, batch: &Batch, received_at_ms: i64) -> Result<PutOutcome, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let outcome = put_in(&tx, batch, received_at_ms)?;
-        tx.commit()?;
-        self.committed();
-        Ok(outcome)
-    }
-
-    fn put_batches(
+    fn put_encoded(
         &mut self,
-        batches: &[Batch],
-        received_at_ms: i64,
-    ) -> Result<PutReport, StoreError> {
-        let mut report = PutReport::default();
-        for outcome in self.put_batches_each(batches, received_at_ms)? {
-            report.add(outcome);
-        }
-        Ok(report)
-    }
-
-    fn put_batches_each(
-        &mut self,
-        batches: &[Batch],
+        batches: &[EncodedBatch],
         received_at_ms: i64,
     ) -> Result<Vec<PutOutcome>, StoreError> {
         // Dropping the transaction on any error rolls everything back.

@@ -6,7 +6,10 @@
 //! checkpoint, so the WAL frames that still held the deleted rows are gone from the `-wal`
 //! file too. That checkpoint is retried until the WAL is empty, for at most
 //! [`CHECKPOINT_BOUND`]; if other connections keep it busy for longer, the deletion stands
-//! but the call fails, saying that old copies may remain in the WAL. Finding a user's
+//! but the call fails, saying that old copies may remain in the WAL. The checkpoint runs
+//! whenever the `-wal` file is not empty, even if the call found nothing left to delete:
+//! an earlier call may have deleted the rows and failed on its checkpoint, so a call that
+//! succeeds has always emptied the WAL (or found it empty). Finding a user's
 //! sessions reads outside the write transaction (WAL readers do not block the collector's
 //! writer); only the deletes hold the write lock, and pruning deletes in small
 //! transactions.
@@ -92,7 +95,7 @@ fn forget_user_within(
         report.add(delete_session(&tx, sid)?);
     }
     tx.commit()?;
-    if report.sessions > 0 {
+    if report.sessions > 0 || wal_may_hold_data(conn) {
         checkpoint(conn, bound, &report)?;
     }
     Ok(report)
@@ -101,6 +104,15 @@ fn forget_user_within(
 pub(super) fn prune_sessions(
     conn: &mut Connection,
     received_before_ms: i64,
+) -> Result<ForgetReport, StoreError> {
+    prune_sessions_within(conn, received_before_ms, CHECKPOINT_BOUND)
+}
+
+/// [`prune_sessions`], giving the closing checkpoint at most `bound`.
+fn prune_sessions_within(
+    conn: &mut Connection,
+    received_before_ms: i64,
+    bound: Duration,
 ) -> Result<ForgetReport, StoreError> {
     let mut report = ForgetReport::default();
     loop {
@@ -120,10 +132,28 @@ pub(super) fn prune_sessions(
         }
         tx.commit()?;
     }
-    if report.sessions > 0 {
-        checkpoint(conn, CHECKPOINT_BOUND, &report)?;
+    if report.sessions > 0 || wal_may_hold_data(conn) {
+        checkpoint(conn, bound, &report)?;
     }
     Ok(report)
+}
+
+/// Whether the connection's `-wal` file has any bytes, which may be old copies of rows
+/// deleted earlier (by a call whose checkpoint failed, or in another process).
+///
+/// The file's size, not the WAL's frame count: a checkpoint that does not truncate (the
+/// background [`Checkpointer`](super::checkpoint::Checkpointer)'s, or SQLite's automatic
+/// one) and the writer starting the WAL over leave older frames' bytes in the file until
+/// they are overwritten. `true` when it cannot tell (a checkpoint is then merely
+/// redundant); `false` for a database without files or without a `-wal` file.
+fn wal_may_hold_data(conn: &Connection) -> bool {
+    let Some(db) = conn.path().filter(|p| !p.is_empty()) else {
+        return false;
+    };
+    match std::fs::metadata(format!("{db}-wal")) {
+        Ok(meta) => meta.len() > 0,
+        Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+    }
 }
 
 /// Deletes one session: batches, page views, summary and claim.
@@ -150,7 +180,8 @@ fn delete_session(tx: &Transaction<'_>, sid: &str) -> Result<ForgetReport, Store
 }
 
 /// Moves every WAL frame into the database file and empties the WAL, so that rows just
-/// deleted (as `deleted` counts) leave no old copy behind.
+/// deleted (as `deleted` counts, maybe none) or deleted by an earlier call whose
+/// checkpoint failed leave no old copy behind.
 ///
 /// `PRAGMA wal_checkpoint(TRUNCATE)` does not fail when it cannot finish: it reports
 /// busy. It waits (the connection's busy timeout) for the writer and for readers of old
@@ -159,7 +190,7 @@ fn delete_session(tx: &Transaction<'_>, sid: &str) -> Result<ForgetReport, Store
 /// repeated, with short pauses, until it reports the whole WAL copied and emptied, for at
 /// most `bound` in all: each attempt's busy wait is cut to the time left. If the WAL is
 /// still not empty by then, the deletion stands but this fails, so that callers do not
-/// report a clean forget.
+/// report a clean forget; calling again (once the other connections let go) finishes it.
 fn checkpoint(
     conn: &Connection,
     bound: Duration,
@@ -198,14 +229,22 @@ fn checkpoint_attempts(
         }
         let left = bound.saturating_sub(start.elapsed());
         if left.is_zero() {
+            let (what, whose) = if deleted.sessions > 0 {
+                let what = format!(
+                    "deleted {} sessions ({} batches, {} events)",
+                    deleted.sessions, deleted.batches, deleted.events
+                );
+                (what, "the deleted data")
+            } else {
+                (
+                    "found nothing to delete".to_string(),
+                    "data deleted earlier",
+                )
+            };
             let message = format!(
-                "deleted {} sessions ({} batches, {} events), but other connections kept the \
-                 WAL busy for {:.1} s ({attempt} checkpoint attempts, {copied} of {log} WAL \
-                 frames copied): the deleted data may remain in the -wal file until the \
-                 next checkpoint",
-                deleted.sessions,
-                deleted.batches,
-                deleted.events,
+                "{what}, but other connections kept the WAL busy for {:.1} s ({attempt} \
+                 checkpoint attempts, {copied} of {log} WAL frames copied): {whose} may \
+                 remain in the -wal file until a checkpoint empties it (try again)",
                 start.elapsed().as_secs_f64(),
             );
             tracing::warn!("{message}");
@@ -516,6 +555,92 @@ mod tests {
         // The message is true: the deletion stands, old copies are still on disk.
         assert_eq!(store.list_sessions().unwrap().len(), 20);
         assert!(canaries(&path) > 0);
+        drop(held);
+    }
+
+    /// A forget that failed on the bound leaves the deleted rows' old copies in the WAL;
+    /// forgetting the same user again finds no session left, but must still empty the WAL
+    /// before it reports success.
+    #[test]
+    fn forgetting_again_after_a_failed_checkpoint_empties_the_wal() {
+        let (_dir, path, mut store) = open();
+        fill(&mut store);
+        let held = reader(&path);
+        super::forget_user_within(
+            &mut store.conn,
+            "CANARY-user-5d1e",
+            None,
+            Duration::from_millis(200),
+        )
+        .unwrap_err();
+        assert!(canaries(&path) > 0);
+        held.execute_batch("COMMIT").unwrap();
+        let report = store.forget_user("CANARY-user-5d1e", None).unwrap();
+        assert_eq!(report.sessions, 0);
+        assert_eq!(
+            canaries(&path),
+            0,
+            "deleted bytes left in the db or -wal file"
+        );
+        assert_eq!(store.list_sessions().unwrap().len(), 20);
+    }
+
+    /// The same for pruning: a prune that finds nothing left to delete still empties the
+    /// WAL that an earlier prune could not.
+    #[test]
+    fn pruning_again_after_a_failed_checkpoint_empties_the_wal() {
+        let (_dir, path, mut store) = open();
+        fill(&mut store);
+        let held = reader(&path);
+        let err = super::prune_sessions_within(&mut store.conn, T + 1, Duration::from_millis(200))
+            .unwrap_err();
+        assert!(err.to_string().contains("deleted 21 sessions"), "{err}");
+        assert!(canaries(&path) > 0);
+        drop(held);
+        let report = store.prune_sessions(T + 1).unwrap();
+        assert_eq!(report.sessions, 0);
+        assert_eq!(
+            canaries(&path),
+            0,
+            "deleted bytes left in the db or -wal file"
+        );
+    }
+
+    /// When nothing is deleted and the WAL still cannot be emptied, the error says that
+    /// data deleted earlier may remain, not that something was deleted now.
+    #[test]
+    fn forgetting_nothing_fails_while_the_wal_cannot_be_emptied() {
+        let (_dir, path, mut store) = open();
+        fill(&mut store);
+        let held = reader(&path);
+        let err =
+            super::forget_user_within(&mut store.conn, "nobody", None, Duration::from_millis(200))
+                .unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("found nothing to delete")
+                && message.contains("may remain in the -wal file"),
+            "{message}"
+        );
+        drop(held);
+        assert_eq!(store.forget_user("nobody", None).unwrap().sessions, 0);
+        assert_eq!(store.list_sessions().unwrap().len(), 21);
+    }
+
+    /// A forget that finds nothing on a store whose WAL is already empty does not wait for
+    /// a checkpoint (which a long reader would make it fail).
+    #[test]
+    fn forgetting_nothing_with_an_empty_wal_needs_no_checkpoint() {
+        let (_dir, path, mut store) = open();
+        fill(&mut store);
+        store.forget_user("CANARY-user-5d1e", None).unwrap();
+        let wal = PathBuf::from(format!("{}-wal", path.display()));
+        assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
+        let held = reader(&path);
+        let report =
+            super::forget_user_within(&mut store.conn, "nobody", None, Duration::from_millis(200))
+                .unwrap();
+        assert_eq!(report.sessions, 0);
         drop(held);
     }
 }
