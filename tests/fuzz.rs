@@ -5,7 +5,8 @@
 //! Inputs: arbitrary bytes; gzip of arbitrary bytes; valid batches (hand-written and the
 //! synthetic shop's realistic ones) mutated byte-wise and token-wise, before or after gzip;
 //! and random JSON built from the wire format's own field names. Properties:
-//! * the decoder never panics, and every refusal maps to a 4xx;
+//! * the decoder never panics, and every refusal maps to a 4xx; the collector's quick path
+//!   for small bodies refuses and accepts exactly as it does, or leaves the body to it;
 //! * whatever it accepts is a valid, plausible batch that survives a round trip through
 //!   JSON and is storable as is (the store does not refuse it afterwards);
 //! * the importer never panics (exit 0 or 2, never 101), accepts a file exactly when every
@@ -268,9 +269,24 @@ fn with_store<R>(f: impl FnOnce(&mut SqliteStore) -> R) -> R {
     })
 }
 
-/// The decoder's contract on one input.
+/// Largest JSON text the collector decodes where a request arrives, in these tests: small,
+/// so that inputs fall on both sides of it.
+const DECODE_HERE: usize = 2048;
+
+/// The decoder's contract on one input; and the collector's quick path for small bodies
+/// (`decode_small_body`) either leaves the body to the full decoder or answers as it does.
 fn check_decode(body: &[u8], enc: Option<&str>) -> Result<(), TestCaseError> {
-    match decode::decode_body(body, enc, MAX_BODY, MAX_DECODED) {
+    let full = decode::decode_body(body, enc, MAX_BODY, MAX_DECODED);
+    match (
+        decode::decode_small_body(body, enc, MAX_BODY, MAX_DECODED, DECODE_HERE),
+        &full,
+    ) {
+        (Ok(None), _) => {}
+        (Ok(Some(here)), Ok(batch)) => prop_assert_eq!(&here, batch),
+        (Err(here), Err(err)) => prop_assert_eq!(here.to_string(), err.to_string()),
+        (here, full) => prop_assert!(false, "decoded here: {here:?}; in full: {full:?}"),
+    }
+    match full {
         Ok(batch) => check_accepted(&batch),
         Err(err) => check_refusal(err),
     }
