@@ -27,9 +27,12 @@ min = 30
 max = {max}
 check_every = 15
 
+# The simulated shop converts about 18% here, so a dead checkout (about 2%) shows as a
+# drop of about 15 pp with an interval about ±11 pp wide at 45 pairs: against 5 pp allowed,
+# one conversion more or less decided the verdict (a loaded CI run saw 7/45 and passed).
 [[checks]]
 metric = "conversion"
-max_drop = 0.05
+max_drop = 0.02
 level = "error"
 
 [[checks]]
