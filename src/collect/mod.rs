@@ -34,8 +34,10 @@
 //! The admin endpoints, session claims and retention ([`Options::retain`]) run on a
 //! second store connection ([`Options::admin_store`]); see [`admin`].
 //!
-//! Decoding runs on blocking threads, at most [`Limits::max_in_flight`] at once, which
-//! bounds memory; storing goes through one writer thread with group commit.
+//! A request decodes its body and encodes the batch for the store itself: where it arrives
+//! when the JSON is small (nearly always), on a blocking thread when it is big; at most
+//! [`Limits::max_in_flight`] at once, which bounds memory. Storing goes through one writer
+//! thread with group commit, which only runs SQL.
 
 use std::future::Future;
 use std::path::Path;

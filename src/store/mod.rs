@@ -334,8 +334,8 @@ pub enum StoreError {
 /// One batch, checked and encoded for storage: the JSON text of its events as both stores
 /// keep it, and the facts its session's summary is made of.
 ///
-/// Encoding costs more than the SQL that stores a batch, so the collector encodes on its
-/// request threads, in parallel, and its single writer only runs SQL.
+/// Encoding a batch costs about as much CPU as the SQL that stores it, so the collector
+/// encodes on its request threads, in parallel, and its single writer only runs SQL.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EncodedBatch {
     sid: String,
