@@ -234,6 +234,21 @@ fn put_in(
     Ok(PutOutcome::Stored)
 }
 
+/// A `sessions` row selected as `id, started_at, ended_at, batches, events, pages,
+/// first_url, user`.
+fn summary(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionSummary> {
+    Ok(SessionSummary {
+        id: row.get(0)?,
+        started_at: row.get(1)?,
+        ended_at: row.get(2)?,
+        batches: row.get(3)?,
+        events: row.get(4)?,
+        pages: row.get(5)?,
+        first_url: row.get(6)?,
+        user: row.get(7)?,
+    })
+}
+
 impl SessionStore for SqliteStore {
     fn put_encoded(
         &mut self,
@@ -258,18 +273,7 @@ impl SessionStore for SqliteStore {
             "SELECT id, started_at, ended_at, batches, events, pages, first_url, user
              FROM sessions ORDER BY started_at, id",
         )?;
-        let rows = stmt.query_map([], |row| {
-            Ok(SessionSummary {
-                id: row.get(0)?,
-                started_at: row.get(1)?,
-                ended_at: row.get(2)?,
-                batches: row.get(3)?,
-                events: row.get(4)?,
-                pages: row.get(5)?,
-                first_url: row.get(6)?,
-                user: row.get(7)?,
-            })
-        })?;
+        let rows = stmt.query_map([], summary)?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 

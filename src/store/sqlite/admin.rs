@@ -293,18 +293,7 @@ pub(super) fn list_project_sessions(
          FROM sessions s JOIN session_projects p ON p.session_id = s.id
          WHERE p.project = ?1 ORDER BY s.started_at, s.id",
     )?;
-    let rows = stmt.query_map([project], |row| {
-        Ok(SessionSummary {
-            id: row.get(0)?,
-            started_at: row.get(1)?,
-            ended_at: row.get(2)?,
-            batches: row.get(3)?,
-            events: row.get(4)?,
-            pages: row.get(5)?,
-            first_url: row.get(6)?,
-            user: row.get(7)?,
-        })
-    })?;
+    let rows = stmt.query_map([project], super::summary)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
