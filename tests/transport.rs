@@ -149,6 +149,21 @@ fn has_meta(events: &[&Value], path: &str) -> bool {
         .any(|e| e["k"] == "meta" && e["url"].as_str().unwrap_or("").ends_with(path))
 }
 
+/// Waits until a batch holding an event after `up_at` (epoch ms, a restart) is stored.
+fn wait_flowing_again(db: &Path, up_at: i64) {
+    wait_stored(
+        db,
+        Duration::from_secs(10),
+        "a batch after the restart",
+        |b| {
+            events(b)
+                .iter()
+                .any(|e| e["t"].as_i64().unwrap_or(0) > up_at)
+                .then_some(())
+        },
+    );
+}
+
 /// Polls the database until `f` accepts it (at most `limit`), and returns its answer.
 fn wait_stored<T>(
     db: &Path,
@@ -210,17 +225,7 @@ async fn collector_down_for_30_s_loses_nothing() {
     let up_at = now_ms();
     let collector = Collector::start_at(&db, addr);
     // New batches flow again.
-    wait_stored(
-        &db,
-        Duration::from_secs(10),
-        "a batch after the restart",
-        |b| {
-            events(b)
-                .iter()
-                .any(|e| e["t"].as_i64().unwrap_or(0) > up_at)
-                .then_some(())
-        },
-    );
+    wait_flowing_again(&db, up_at);
     let ticked: u64 = eval(&page, "window.ticks").await;
     page.goto(format!("http://{site}/bye")).await.unwrap();
     wait_path(&page, "/bye").await;
@@ -314,17 +319,7 @@ async fn a_full_queue_drops_the_oldest_and_reports_lost() {
     tokio::time::sleep(OUTAGE).await;
     let up_at = now_ms();
     let collector = Collector::start_at(&db, addr);
-    wait_stored(
-        &db,
-        Duration::from_secs(10),
-        "a batch after the restart",
-        |b| {
-            events(b)
-                .iter()
-                .any(|e| e["t"].as_i64().unwrap_or(0) > up_at)
-                .then_some(())
-        },
-    );
+    wait_flowing_again(&db, up_at);
     let ticked: u64 = eval(&page, "window.ticks").await;
     page.goto(format!("http://{site}/bye")).await.unwrap();
     wait_path(&page, "/bye").await;
