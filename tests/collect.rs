@@ -1074,6 +1074,60 @@ async fn keys_and_origins_are_checked_before_anything_is_stored() {
     server.stop().await;
 }
 
+/// A forget run by another process next to a running collector (`understudy sessions
+/// forget --db`; here a second store connection) deletes a session and its claim. The
+/// project's next batch to that session claims it again, in the transaction that stores
+/// it: the session stays listed for its project and closed to every other.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_forgotten_by_another_process_is_claimed_again() {
+    let f = fixture();
+    let server = Server::start_with(Some(&f.path), None, |_| {}).await;
+    let ann = identify_json("s-again", 0, "ann", "hi");
+    let r = server.post_key(&f.shop_key, &[SHOP], ann.as_bytes()).await;
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    {
+        let mut cli = SqliteStore::open(&server.db).unwrap();
+        assert_eq!(cli.forget_user("ann", None).unwrap().sessions, 1);
+        assert_eq!(cli.session_project("s-again").unwrap(), None);
+    }
+    let next = batch_json("s-again", 1, T + 50);
+    let r = server.post_key(&f.shop_key, &[SHOP], next.as_bytes()).await;
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    let owner = SqliteStore::open(&server.db)
+        .unwrap()
+        .session_project("s-again")
+        .unwrap();
+    assert_eq!(owner.as_deref(), Some("shop"));
+    let r = server.admin("GET", "/v1/sessions", &f.shop_token).await;
+    assert_eq!(r.status, 200);
+    let listing = r.json();
+    let listed: Vec<&str> = listing["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ["s-again"]);
+
+    let intruder = batch_json("s-again", 2, T + 60);
+    let r = server
+        .post_key(&f.blog_key, &[BLOG], intruder.as_bytes())
+        .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        r.error(),
+        "session `s-again` belongs to another project; this key cannot add to it"
+    );
+    let r = server
+        .admin("GET", "/v1/sessions/s-again", &f.blog_token)
+        .await;
+    assert_eq!(r.status, 404);
+    let stored = server.stored();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].1.len(), 1, "only the batch sent after the forget");
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn rate_limit_answers_429_with_retry_after() {
     let f = fixture();

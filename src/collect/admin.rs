@@ -1,4 +1,4 @@
-//! The collector's second store connection and what runs on it: session claims, the
+//! The collector's second store connection and what runs on it: the
 //! admin endpoints (forget, list, export), retention, and the projects-file watcher.
 //!
 //! | method | path | what |
@@ -10,20 +10,11 @@
 //! All need `Authorization: Bearer sk_…`, an admin token of the project; a token sees and
 //! deletes only its own project's sessions. Without projects these endpoints are off.
 //!
-//! Ingest never waits for this connection except to claim a session it has not seen yet
-//! (claims are cached), or, while a deletion runs, a session the cache gives to another
-//! project, so admin work does not slow the hot path beyond SQLite's lock.
-//!
-//! Deleting sessions (forget, retention) also deletes their claims, so the cache must not
-//! outlive a deletion: [`AdminStore::delete`] empties it when the deletion ends, whether
-//! it succeeded or not (a forget whose closing WAL checkpoint fails has deleted the
-//! sessions all the same). While a deletion runs, ingest still admits a session that the
-//! cache gives to the sender's project, without waiting, and that session's claim is
-//! written again after the deletion, in case the deletion removed it; a session the cache
-//! gives to another project waits for the deletion and asks the store, so that a deleted
-//! session is neither left unclaimed nor refused because of what the cache remembered.
+//! Session claims are not made here: the writer's store claims a project's session in
+//! the transaction that stores its batch (see [`crate::store::SessionStore::put_encoded`]),
+//! so ingest never waits for this connection, and no deletion, by this collector or by
+//! `understudy sessions forget` in another process, can leave a stored session unclaimed.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,33 +31,12 @@ use crate::store::{SessionStore, StoreError};
 /// Longest user id `DELETE /v1/users/{user}` accepts.
 pub const MAX_USER_LEN: usize = 512;
 
-/// Sessions whose claim is remembered in memory; past this the cache starts over.
-const MAX_CACHED_CLAIMS: usize = 100_000;
-
 type SharedStore = Arc<Mutex<Box<dyn SessionStore + Send>>>;
 
 /// A store connection for everything but ingest, used from blocking threads.
 #[derive(Clone)]
 pub(crate) struct AdminStore {
     store: SharedStore,
-    claims: Arc<Mutex<Claims>>,
-}
-
-/// The claims cache, and what a deletion running on the store means for it.
-#[derive(Debug, Default)]
-struct Claims {
-    /// Session id → owning project, for sessions claimed or seen since start (or since
-    /// the last deletion).
-    owners: HashMap<String, Arc<str>>,
-    /// A deletion (forget, prune) runs on the store. Deletions run one at a time, holding
-    /// the store's lock from start to end.
-    deleting: bool,
-    /// Counts the deletions started: an owner read from the store before a deletion
-    /// started may be of a session deleted since, so it is not cached after that.
-    generation: u64,
-    /// Sessions admitted from `owners` while a deletion ran, with their project: the
-    /// deletion may have deleted their claim, so it is written again after it.
-    admitted: HashMap<String, Arc<str>>,
 }
 
 impl std::fmt::Debug for AdminStore {
@@ -79,7 +49,6 @@ impl AdminStore {
     pub(crate) fn new(store: Box<dyn SessionStore + Send>) -> AdminStore {
         AdminStore {
             store: Arc::new(Mutex::new(store)),
-            claims: Arc::new(Mutex::new(Claims::default())),
         }
     }
 
@@ -105,139 +74,6 @@ impl AdminStore {
             StoreError::Invalid { .. } => ApiError::new(StatusCode::BAD_REQUEST, err.to_string()),
             other => ApiError::unavailable(other),
         })
-    }
-
-    /// Makes sure session `sid` is `project`'s: claims it if nobody has, refuses it (403)
-    /// if another project has.
-    pub(crate) async fn claim(&self, sid: &str, project: &str) -> Result<(), ApiError> {
-        let (cached, generation) = {
-            let mut claims = self.lock_claims();
-            let mut cached = claims.owners.get(sid).cloned();
-            if claims.deleting {
-                match &cached {
-                    // Admitted now; the claim is written again after the deletion.
-                    Some(owner) if **owner == *project => {
-                        claims.admitted.insert(sid.to_string(), Arc::clone(owner));
-                    }
-                    // The session may be being deleted: wait and ask the store.
-                    _ => cached = None,
-                }
-            }
-            (cached, claims.generation)
-        };
-        let owner = match cached {
-            Some(owner) => owner,
-            None => {
-                let (s, p) = (sid.to_string(), project.to_string());
-                let owner: Arc<str> = self.call(move |st| st.claim_session(&s, &p)).await?.into();
-                let mut claims = self.lock_claims();
-                if !claims.deleting && claims.generation == generation {
-                    if claims.owners.len() >= MAX_CACHED_CLAIMS {
-                        claims.owners.clear();
-                    }
-                    claims.owners.insert(sid.to_string(), Arc::clone(&owner));
-                }
-                owner
-            }
-        };
-        if &*owner == project {
-            Ok(())
-        } else {
-            Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                format!("session `{sid}` belongs to another project; this key cannot add to it"),
-            ))
-        }
-    }
-
-    /// Runs `f`, which deletes sessions (and so their claims), on the store like
-    /// [`call`](Self::call), keeping the claims cache true to the store: see the module
-    /// documentation. The cache is emptied when `f` returns, `Ok` or not, and the claims
-    /// of sessions admitted from the cache meanwhile are written again.
-    pub(crate) async fn delete<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut dyn SessionStore) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, ApiError> {
-        let claims = Arc::clone(&self.claims);
-        // All of it on the blocking thread, under the store's lock, so that it runs to the
-        // end even if the request that asked for it goes away.
-        self.call(move |store| {
-            let deletion = Deletion::start(&claims);
-            let result = f(&mut *store);
-            deletion.finish(store);
-            result
-        })
-        .await
-    }
-
-    fn lock_claims(&self) -> std::sync::MutexGuard<'_, Claims> {
-        lock(&self.claims)
-    }
-}
-
-fn lock(claims: &Mutex<Claims>) -> std::sync::MutexGuard<'_, Claims> {
-    claims.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A deletion running on the store, as the claims cache sees it. Dropping it without
-/// [`finish`](Self::finish) (if the deletion panicked) ends it without writing claims
-/// again.
-struct Deletion<'a> {
-    claims: &'a Mutex<Claims>,
-}
-
-impl<'a> Deletion<'a> {
-    fn start(claims: &'a Mutex<Claims>) -> Deletion<'a> {
-        let mut c = lock(claims);
-        c.deleting = true;
-        c.generation += 1;
-        Deletion { claims }
-    }
-
-    /// Ends the deletion: empties the cache, and returns the sessions admitted from it
-    /// meanwhile.
-    fn end(&self) -> HashMap<String, Arc<str>> {
-        let mut c = lock(self.claims);
-        c.deleting = false;
-        c.owners.clear();
-        std::mem::take(&mut c.admitted)
-    }
-
-    /// Ends the deletion, then writes the claims of the sessions admitted meanwhile, still
-    /// holding the store (so no other claim of them runs before).
-    fn finish(self, store: &mut dyn SessionStore) {
-        let admitted = self.end();
-        // Ended: nothing left for `drop`.
-        std::mem::forget(self);
-        for (sid, project) in admitted {
-            match store.claim_session(&sid, &project) {
-                Ok(owner) if *owner == *project => {}
-                Ok(owner) => tracing::warn!(
-                    sid,
-                    %project,
-                    %owner,
-                    "a session admitted during a deletion is claimed by another project"
-                ),
-                Err(e) => tracing::warn!(
-                    sid,
-                    %project,
-                    error = %e,
-                    "cannot claim again a session admitted during a deletion"
-                ),
-            }
-        }
-    }
-}
-
-impl Drop for Deletion<'_> {
-    fn drop(&mut self) {
-        let lost = self.end();
-        if !lost.is_empty() {
-            tracing::warn!(
-                sessions = lost.len(),
-                "a deletion panicked; sessions admitted meanwhile were not claimed again"
-            );
-        }
     }
 }
 
@@ -307,7 +143,7 @@ pub(super) async fn forget_user(
         .into_response();
     }
     let (u, p) = (user.clone(), project.clone());
-    match admin.delete(move |s| s.forget_user(&u, Some(&p))).await {
+    match admin.call(move |s| s.forget_user(&u, Some(&p))).await {
         Ok(report) => {
             tracing::info!(%project, sessions = report.sessions, "forgot a user");
             Json(serde_json::json!({
@@ -415,7 +251,7 @@ pub(crate) async fn retain(admin: AdminStore, retention: Retention) {
         tick.tick().await;
         let age = i64::try_from(retention.max_age.as_millis()).unwrap_or(i64::MAX);
         let cutoff = now_ms().saturating_sub(age);
-        match admin.delete(move |s| s.prune_sessions(cutoff)).await {
+        match admin.call(move |s| s.prune_sessions(cutoff)).await {
             Ok(report) => {
                 tracing::info!(
                     sessions = report.sessions,
@@ -467,115 +303,6 @@ fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::SqliteStore;
-
-    /// An admin store over a fresh SQLite store with sessions `s-1` and `s-2`, both of
-    /// which identify `ann` (nobody has claimed them yet).
-    fn admin_with_ann() -> (tempfile::TempDir, AdminStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
-        for sid in ["s-1", "s-2"] {
-            let batch = serde_json::from_str(&format!(
-                r#"{{"v":1,"sid":"{sid}","pvid":"p-{sid}","seq":0,"events":[{{"k":"custom","t":1733300000000,"name":"identify","data":{{"user":"ann"}}}}]}}"#
-            ))
-            .unwrap();
-            store.put_batch(&batch, 1_733_300_000_000).unwrap();
-        }
-        (dir, AdminStore::new(Box::new(store)))
-    }
-
-    async fn owner(admin: &AdminStore, sid: &str) -> Option<String> {
-        let sid = sid.to_string();
-        admin.call(move |s| s.session_project(&sid)).await.unwrap()
-    }
-
-    /// What a forget returns when its closing checkpoint cannot empty the WAL: the
-    /// sessions are deleted all the same.
-    fn checkpoint_failed() -> StoreError {
-        StoreError::Db(rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
-            Some("deleted 2 sessions, but …: the deleted data may remain in the -wal file".into()),
-        ))
-    }
-
-    /// A forget that deleted sessions and then failed (on its checkpoint) leaves no claim
-    /// in the cache: the owner's next batch claims the session in the store again, and
-    /// another project is not refused a session that no longer exists.
-    #[tokio::test]
-    async fn a_failed_forget_still_empties_the_claims_cache() {
-        let (_dir, admin) = admin_with_ann();
-        admin.claim("s-1", "shop").await.unwrap();
-        admin.claim("s-2", "shop").await.unwrap();
-        let err = admin
-            .delete(|s| {
-                assert_eq!(s.forget_user("ann", Some("shop"))?.sessions, 2);
-                Err::<(), _>(checkpoint_failed())
-            })
-            .await
-            .unwrap_err();
-        assert_eq!(err.status, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(owner(&admin, "s-1").await, None);
-        admin.claim("s-1", "shop").await.unwrap();
-        assert_eq!(owner(&admin, "s-1").await.as_deref(), Some("shop"));
-        admin.claim("s-2", "blog").await.unwrap();
-        assert_eq!(owner(&admin, "s-2").await.as_deref(), Some("blog"));
-        let refused = admin.claim("s-2", "shop").await.unwrap_err();
-        assert_eq!(refused.status, StatusCode::FORBIDDEN);
-    }
-
-    /// While a forget holds the store, the cache still admits a session to its own
-    /// project at once, and that claim is written again after the forget deleted it; a
-    /// claim the cache would refuse waits for the forget and asks the store instead.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn claims_during_a_deletion_match_the_store_after_it() {
-        let (_dir, admin) = admin_with_ann();
-        admin.claim("s-1", "shop").await.unwrap();
-        admin.claim("s-2", "shop").await.unwrap();
-        let (deleted_tx, deleted_rx) = std::sync::mpsc::channel();
-        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
-        let forget = {
-            let admin = admin.clone();
-            tokio::spawn(async move {
-                admin
-                    .delete(move |s| {
-                        let report = s.forget_user("ann", Some("shop"))?;
-                        deleted_tx.send(()).unwrap();
-                        // Until the test says so (or gives up and drops `go_tx`).
-                        let _ = go_rx.recv();
-                        Ok(report)
-                    })
-                    .await
-            })
-        };
-        tokio::task::spawn_blocking(move || deleted_rx.recv().unwrap())
-            .await
-            .unwrap();
-        // Both sessions and their claims are deleted; the forget still holds the store.
-        tokio::time::timeout(Duration::from_secs(5), admin.claim("s-1", "shop"))
-            .await
-            .expect("a cached claim waited for the deletion")
-            .unwrap();
-        let blog = {
-            let admin = admin.clone();
-            tokio::spawn(async move { admin.claim("s-2", "blog").await })
-        };
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        assert!(
-            !blog.is_finished(),
-            "blog's claim was answered from the cache during the deletion"
-        );
-        go_tx.send(()).unwrap();
-        assert_eq!(forget.await.unwrap().unwrap().sessions, 2);
-        // shop's batch of s-1 was admitted during the forget: s-1 is shop's again.
-        assert_eq!(owner(&admin, "s-1").await.as_deref(), Some("shop"));
-        // s-2 was deleted, and nobody sent to it meanwhile: blog may have it.
-        blog.await.unwrap().unwrap();
-        assert_eq!(owner(&admin, "s-2").await.as_deref(), Some("blog"));
-        assert_eq!(
-            admin.claim("s-1", "blog").await.unwrap_err().status,
-            StatusCode::FORBIDDEN
-        );
-    }
 
     #[test]
     fn bearer_tokens_are_parsed_strictly() {

@@ -27,11 +27,11 @@
 //! needs a project's ingest key as `?key=` (401 missing or unknown, 403 revoked), a page
 //! `Origin` on the project's allow-list (403 otherwise; only allowed origins get CORS
 //! headers), and fits the key's token bucket (429 with `Retry-After`). Every session is
-//! claimed for the project that sent its first batch; another project's key cannot add to
-//! it (403). The admin endpoints take a project's bearer token and act on that project's
-//! sessions only.
+//! claimed for the project that sent its first batch, in the transaction that stores it;
+//! another project's key cannot add to it (403). The admin endpoints take a project's
+//! bearer token and act on that project's sessions only.
 //!
-//! The admin endpoints, session claims and retention ([`Options::retain`]) run on a
+//! The admin endpoints and retention ([`Options::retain`]) run on a
 //! second store connection ([`Options::admin_store`]); see [`admin`].
 //!
 //! A request decodes its body and encodes the batch for the store itself: where it arrives
@@ -117,8 +117,8 @@ pub struct Options {
     pub limits: Limits,
     /// Projects: keys, origins, admin tokens, rate limits. `None`: an open collector.
     pub access: Option<Arc<Access>>,
-    /// A second connection to the same store for everything but ingest: session claims,
-    /// the admin endpoints and retention. Needed with `access` or `retain`.
+    /// A second connection to the same store for everything but ingest: the admin
+    /// endpoints and retention. Needed with `access` or `retain`.
     pub admin_store: Option<Box<dyn SessionStore + Send>>,
     /// Delete sessions whose last batch is older than this, at start and periodically.
     pub retain: Option<Retention>,
@@ -540,13 +540,23 @@ async fn ingest(
         })??,
     };
 
-    if let (Some(project), Some(admin)) = (project, &state.admin) {
-        admin.claim(batch.sid(), project).await?;
-    }
+    // The store claims the session for the project in the batch's own transaction, or
+    // refuses the batch if another project has it.
+    let batch = match project {
+        Some(project) => batch.for_project(project),
+        None => batch,
+    };
+    let sid = batch.sid().to_string();
 
     let status = match ticket.put(batch).await {
         Ok(PutOutcome::Stored) => "stored",
         Ok(PutOutcome::Duplicate) => "duplicate",
+        Ok(PutOutcome::Foreign) => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("session `{sid}` belongs to another project; this key cannot add to it"),
+            ))
+        }
         Err(WriteError::Store(crate::store::StoreError::Invalid { reason, .. })) => {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,

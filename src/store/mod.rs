@@ -13,6 +13,9 @@
 //! * Batches may arrive in any order; reads return them ordered by `seq`.
 //! * Events are stored as they were decoded, as plain JSON text (never compressed, so
 //!   that privacy audits can grep the raw files).
+//! * A batch put for a project ([`EncodedBatch::for_project`]) claims its session for
+//!   that project in the same transaction, or is refused ([`PutOutcome::Foreign`]) if
+//!   another project has it: a stored session of a project is never left unclaimed.
 //!
 //! The trait is synchronous. Async callers (the collector) run it on a blocking thread.
 
@@ -34,6 +37,12 @@ pub trait SessionStore {
     /// Stores encoded batches in one transaction (all or nothing) and reports each one's
     /// outcome, in order: a `(sid, seq)` already stored, or earlier in the same call, is
     /// [`PutOutcome::Duplicate`] and changes nothing.
+    ///
+    /// A batch [`for_project`](EncodedBatch::for_project) claims its session for that
+    /// project, in the same transaction, if no project has it yet; if another project has
+    /// it, the batch is [`PutOutcome::Foreign`] and changes nothing. So a project's stored
+    /// session always has its claim, whatever deleted the claim before (a forget by
+    /// another process, say).
     ///
     /// This is what lets the collector commit the batches of many concurrent requests
     /// with one disk sync (group commit) and still answer each request on its own; the
@@ -97,7 +106,7 @@ pub trait SessionStore {
     /// A session is the user's if any of its events is a custom `identify` whose
     /// `data.user` is `user` (a string, or a number written as `user`; see
     /// [`identified_user`]), or if its summary's `user` is `user`. With `project`, only
-    /// sessions claimed by that project ([`SessionStore::claim_session`]) are deleted.
+    /// sessions claimed by that project (see [`SessionStore::put_encoded`]) are deleted.
     /// The deleted bytes must not stay readable in the store's files (SQLite:
     /// `secure_delete` and a WAL checkpoint).
     fn forget_user(
@@ -109,12 +118,6 @@ pub trait SessionStore {
     /// Deletes every session whose latest batch was received (collector clock) before
     /// `received_before_ms`, epoch ms. Retention: `collect --retain-days`, `sessions prune`.
     fn prune_sessions(&mut self, received_before_ms: i64) -> Result<ForgetReport, StoreError>;
-
-    /// Records that session `sid` belongs to `project`, unless some project claimed it
-    /// already, and returns the project that owns it. The collector claims every session
-    /// before storing its batches when it runs with projects, so that one project can
-    /// neither write into nor read another's sessions. Durable like a put.
-    fn claim_session(&mut self, sid: &str, project: &str) -> Result<String, StoreError>;
 
     /// The project that claimed session `sid`, if any.
     fn session_project(&self, sid: &str) -> Result<Option<String>, StoreError>;
@@ -222,10 +225,6 @@ impl<S: SessionStore + ?Sized> SessionStore for Box<S> {
         (**self).prune_sessions(received_before_ms)
     }
 
-    fn claim_session(&mut self, sid: &str, project: &str) -> Result<String, StoreError> {
-        (**self).claim_session(sid, project)
-    }
-
     fn session_project(&self, sid: &str) -> Result<Option<String>, StoreError> {
         (**self).session_project(sid)
     }
@@ -242,6 +241,9 @@ pub enum PutOutcome {
     Stored,
     /// A batch with the same `(sid, seq)` was already stored; nothing changed.
     Duplicate,
+    /// The batch was put for a project, and another project has its session; nothing
+    /// changed.
+    Foreign,
 }
 
 /// Counts of what a multi-batch put did.
@@ -252,6 +254,8 @@ pub struct PutReport {
     /// Batches skipped because their `(sid, seq)` was already stored (or appeared earlier
     /// in the same call).
     pub duplicates: usize,
+    /// Batches refused because another project has their session.
+    pub foreign: usize,
 }
 
 impl PutReport {
@@ -260,6 +264,7 @@ impl PutReport {
         match outcome {
             PutOutcome::Stored => self.stored += 1,
             PutOutcome::Duplicate => self.duplicates += 1,
+            PutOutcome::Foreign => self.foreign += 1,
         }
     }
 }
@@ -345,6 +350,8 @@ pub struct EncodedBatch {
     sent: Option<i64>,
     facts: BatchFacts,
     events: String,
+    /// The project the batch is put for, which claims its session.
+    project: Option<String>,
 }
 
 impl EncodedBatch {
@@ -368,7 +375,15 @@ impl EncodedBatch {
             sent: batch.sent,
             facts: BatchFacts::of(batch),
             events,
+            project: None,
         })
+    }
+
+    /// The same batch, put for `project`: storing it claims its session for `project` if
+    /// no project has it, and is refused ([`PutOutcome::Foreign`]) if another has.
+    pub fn for_project(mut self, project: &str) -> EncodedBatch {
+        self.project = Some(project.to_string());
+        self
     }
 
     /// The session id.
@@ -475,7 +490,8 @@ mod tests {
             r,
             PutReport {
                 stored: 2,
-                duplicates: 1
+                duplicates: 1,
+                foreign: 0,
             }
         );
     }

@@ -56,6 +56,19 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Takes the session locks of one transaction; keys sorted ascending, no repeats.
 const LOCK_SQL: &str = "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k";
 
+/// Claims session `$1` for project `$2` unless a project has it, and returns its owner.
+/// Run under the session's lock, so no other claim of it runs meanwhile.
+const CLAIM_SQL: &str = r#"
+WITH ins AS (
+    INSERT INTO session_projects (session_id, project) VALUES ($1::text, $2::text)
+    ON CONFLICT (session_id) DO NOTHING
+    RETURNING project
+)
+SELECT project FROM ins
+UNION ALL
+SELECT project FROM session_projects WHERE session_id = $1::text
+"#;
+
 /// Inserts one batch and folds it into its page views and session summary, all in one
 /// statement; returns how many batch rows were inserted (0: duplicate, 1: stored).
 const PUT_SQL: &str = r#"
@@ -166,6 +179,7 @@ pub struct PostgresStore {
 struct Conn {
     client: Client,
     lock: Statement,
+    claim: Statement,
     put: Statement,
 }
 
@@ -291,8 +305,14 @@ fn connect(config: &Config) -> Result<Client, PgError> {
 
 async fn prepare(client: Client) -> Result<Conn, tokio_postgres::Error> {
     let lock = client.prepare(LOCK_SQL).await?;
+    let claim = client.prepare(CLAIM_SQL).await?;
     let put = client.prepare(PUT_SQL).await?;
-    Ok(Conn { client, lock, put })
+    Ok(Conn {
+        client,
+        lock,
+        claim,
+        put,
+    })
 }
 
 /// Applies the migrations the database has not seen yet, in one transaction, under the
@@ -346,8 +366,8 @@ fn lock_key(sid: &str) -> i64 {
     i64::from_ne_bytes(hash.to_ne_bytes())
 }
 
-/// Inserts `rows` in one transaction: session locks first, then every statement
-/// pipelined, then one commit.
+/// Inserts `rows` in one transaction: session locks first, then the claims of rows put
+/// for a project, then every insert pipelined, then one commit.
 async fn put_rows(
     conn: &mut Conn,
     rows: &[EncodedBatch],
@@ -359,16 +379,32 @@ async fn put_rows(
     let mut keys: Vec<i64> = rows.iter().map(|r| lock_key(&r.sid)).collect();
     keys.sort_unstable();
     keys.dedup();
+
+    let tx = conn.client.transaction().await?;
+    tx.execute(&conn.lock, &[&keys]).await?;
+    // Pipelined too; statements of one transaction run in the order sent, so a second
+    // row of a session sees the first one's claim.
+    let claims = rows.iter().map(|row| {
+        let (tx, claim) = (&tx, &conn.claim);
+        async move {
+            match &row.project {
+                Some(project) => {
+                    let owner: String = tx.query_one(claim, &[&row.sid, project]).await?.get(0);
+                    Ok::<_, tokio_postgres::Error>(owner == *project)
+                }
+                None => Ok(true),
+            }
+        }
+    });
+    let admitted = futures::future::try_join_all(claims).await?;
     // A later copy of a (sid, seq) in the same call is a duplicate of the first, whatever
     // the database says; only first copies are sent.
     let mut seen = HashSet::with_capacity(rows.len());
     let firsts: Vec<bool> = rows
         .iter()
-        .map(|r| seen.insert((r.sid.as_str(), r.seq)))
+        .zip(&admitted)
+        .map(|(r, ok)| *ok && seen.insert((r.sid.as_str(), r.seq)))
         .collect();
-
-    let tx = conn.client.transaction().await?;
-    tx.execute(&conn.lock, &[&keys]).await?;
     let puts = rows
         .iter()
         .zip(&firsts)
@@ -413,10 +449,14 @@ async fn put_rows(
     let mut inserted = inserted.into_iter();
     Ok(firsts
         .iter()
-        .map(|first| match first.then(|| inserted.next()).flatten() {
-            Some(n) if n > 0 => PutOutcome::Stored,
-            _ => PutOutcome::Duplicate,
-        })
+        .zip(&admitted)
+        .map(
+            |(first, ok)| match first.then(|| inserted.next()).flatten() {
+                _ if !ok => PutOutcome::Foreign,
+                Some(n) if n > 0 => PutOutcome::Stored,
+                _ => PutOutcome::Duplicate,
+            },
+        )
         .collect())
 }
 
@@ -518,10 +558,6 @@ impl SessionStore for PostgresStore {
 
     fn prune_sessions(&mut self, received_before_ms: i64) -> Result<ForgetReport, StoreError> {
         self.with_conn(|conn| block_on(admin::prune_sessions(&mut conn.client, received_before_ms)))
-    }
-
-    fn claim_session(&mut self, sid: &str, project: &str) -> Result<String, StoreError> {
-        self.with_conn(|conn| block_on(admin::claim_session(&mut conn.client, sid, project)))
     }
 
     fn session_project(&self, sid: &str) -> Result<Option<String>, StoreError> {

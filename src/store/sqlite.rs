@@ -141,12 +141,25 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Inserts one batch inside `tx` and folds it into its session's summary.
+/// Inserts one batch inside `tx` and folds it into its session's summary; with a
+/// project, claims its session first, or refuses it if another project has it.
 fn put_in(
     tx: &Transaction<'_>,
     batch: &EncodedBatch,
     received_at_ms: i64,
 ) -> Result<PutOutcome, StoreError> {
+    if let Some(project) = &batch.project {
+        match admin::owner(tx, &batch.sid)? {
+            Some(owner) if owner != *project => return Ok(PutOutcome::Foreign),
+            Some(_) => {}
+            None => {
+                tx.prepare_cached(
+                    "INSERT INTO session_projects (session_id, project) VALUES (?1, ?2)",
+                )?
+                .execute(params![batch.sid, project])?;
+            }
+        }
+    }
     let facts = &batch.facts;
     let inserted = tx
         .prepare_cached(
@@ -326,10 +339,6 @@ impl SessionStore for SqliteStore {
 
     fn prune_sessions(&mut self, received_before_ms: i64) -> Result<ForgetReport, StoreError> {
         admin::prune_sessions(&mut self.conn, received_before_ms)
-    }
-
-    fn claim_session(&mut self, sid: &str, project: &str) -> Result<String, StoreError> {
-        admin::claim_session(&mut self.conn, sid, project)
     }
 
     fn session_project(&self, sid: &str) -> Result<Option<String>, StoreError> {

@@ -7,7 +7,8 @@
 
 use understudy::event::{Batch, SCHEMA_VERSION};
 use understudy::store::{
-    self, DbSpec, ForgetReport, PutOutcome, PutReport, SessionStore, SessionSummary, StoreError,
+    self, DbSpec, EncodedBatch, ForgetReport, PutOutcome, PutReport, SessionStore, SessionSummary,
+    StoreError,
 };
 
 /// An empty database, and whatever keeps it alive (a temporary directory, a schema).
@@ -162,7 +163,8 @@ pub fn put_batches_is_all_or_nothing(spec: &DbSpec) {
         report,
         PutReport {
             stored: 1,
-            duplicates: 2
+            duplicates: 2,
+            foreign: 0,
         }
     );
 }
@@ -365,13 +367,33 @@ pub fn forget_removes_every_session_that_ever_identified_the_user(spec: &DbSpec)
     assert_eq!(seqs(store, "s-ann"), [0]);
 }
 
+/// Puts one batch for `project`, as a collector with projects does.
+fn put_for(store: &mut dyn SessionStore, batch: &Batch, project: &str) -> PutOutcome {
+    let encoded = EncodedBatch::of(batch).unwrap().for_project(project);
+    store.put_encoded(&[encoded], T).unwrap()[0]
+}
+
 pub fn claims_scope_forget_and_listing_to_a_project(spec: &DbSpec) {
+    use PutOutcome::{Duplicate as D, Foreign as F, Stored as S};
     let store: &mut dyn SessionStore = &mut *open(spec);
-    assert_eq!(store.claim_session("s-a", "shop").unwrap(), "shop");
-    assert_eq!(store.claim_session("s-a", "blog").unwrap(), "shop");
-    assert_eq!(store.claim_session("s-b", "blog").unwrap(), "blog");
-    store.put_batch(&identify("s-a", 0, r#""ann""#), T).unwrap();
-    store.put_batch(&identify("s-b", 0, r#""ann""#), T).unwrap();
+    // A project's first batch claims the session; another project cannot add to it,
+    // not even a copy of a batch that is stored already.
+    assert_eq!(put_for(store, &identify("s-a", 0, r#""ann""#), "shop"), S);
+    assert_eq!(put_for(store, &identify("s-a", 1, r#""ann""#), "blog"), F);
+    assert_eq!(put_for(store, &identify("s-a", 0, r#""ann""#), "blog"), F);
+    assert_eq!(seqs(store, "s-a"), [0]);
+    // Within one transaction, a later batch sees an earlier one's claim.
+    let group: Vec<EncodedBatch> = [(0, "blog"), (1, "shop"), (0, "blog"), (1, "blog")]
+        .iter()
+        .map(|&(seq, p)| {
+            EncodedBatch::of(&identify("s-b", seq, r#""ann""#))
+                .unwrap()
+                .for_project(p)
+        })
+        .collect();
+    assert_eq!(store.put_encoded(&group, T).unwrap(), [S, F, D, S]);
+    assert_eq!(seqs(store, "s-b"), [0, 1]);
+    // Without a project nothing is claimed.
     store.put_batch(&identify("s-c", 0, r#""ann""#), T).unwrap();
     assert_eq!(
         store.session_project("s-a").unwrap().as_deref(),
@@ -389,8 +411,33 @@ pub fn claims_scope_forget_and_listing_to_a_project(spec: &DbSpec) {
     assert_eq!(store.forget_user("ann", Some("blog")).unwrap().sessions, 1);
     assert_eq!(ids(store), ["s-a", "s-c"]);
     assert_eq!(store.session_project("s-b").unwrap(), None, "claim deleted");
-    assert_eq!(store.forget_user("ann", None).unwrap().sessions, 2);
-    assert!(ids(store).is_empty());
+    // A forgotten session is nobody's: the next project to send to it claims it.
+    assert_eq!(put_for(store, &note("s-b", 2, "again"), "shop"), S);
+    assert_eq!(
+        store.session_project("s-b").unwrap().as_deref(),
+        Some("shop")
+    );
+    // So is a session stored without a project.
+    assert_eq!(put_for(store, &note("s-c", 1, "later"), "blog"), S);
+    assert_eq!(
+        store.session_project("s-c").unwrap().as_deref(),
+        Some("blog")
+    );
+    // Forgetting by another connection (the CLI, next to a running collector) cannot
+    // leave a project's session unclaimed: its next batch claims it again.
+    {
+        let mut other = open(spec);
+        assert_eq!(other.forget_user("ann", Some("shop")).unwrap().sessions, 1);
+    }
+    assert_eq!(store.session_project("s-a").unwrap(), None);
+    assert_eq!(put_for(store, &note("s-a", 5, "after"), "shop"), S);
+    assert_eq!(
+        store.session_project("s-a").unwrap().as_deref(),
+        Some("shop")
+    );
+    assert_eq!(put_for(store, &note("s-a", 6, "intruder"), "blog"), F);
+    assert_eq!(store.forget_user("ann", None).unwrap().sessions, 1);
+    assert_eq!(ids(store), ["s-a", "s-b"]);
 }
 
 pub fn prune_deletes_sessions_by_last_receipt(spec: &DbSpec) {

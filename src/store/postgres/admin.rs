@@ -201,33 +201,6 @@ pub(super) async fn owner(client: &Client, sid: &str) -> Result<Option<String>, 
         .map(|r| r.get(0)))
 }
 
-pub(super) async fn claim_session(
-    client: &mut Client,
-    sid: &str,
-    project: &str,
-) -> Result<String, StoreError> {
-    if let Some(owner) = owner(client, sid).await? {
-        return Ok(owner);
-    }
-    let tx = client.transaction().await?;
-    tx.execute(super::LOCK_SQL, &[&vec![lock_key(sid)]]).await?;
-    tx.execute(
-        "INSERT INTO session_projects (session_id, project) VALUES ($1, $2)
-         ON CONFLICT (session_id) DO NOTHING",
-        &[&sid, &project],
-    )
-    .await?;
-    let owner: String = tx
-        .query_opt(
-            "SELECT project FROM session_projects WHERE session_id = $1",
-            &[&sid],
-        )
-        .await?
-        .map_or_else(|| project.to_string(), |r| r.get(0));
-    tx.commit().await?;
-    Ok(owner)
-}
-
 pub(super) async fn list_project_sessions(
     client: &Client,
     project: &str,

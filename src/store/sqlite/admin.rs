@@ -265,25 +265,6 @@ pub(super) fn owner(conn: &Connection, sid: &str) -> Result<Option<String>, Stor
         .optional()?)
 }
 
-pub(super) fn claim_session(
-    conn: &mut Connection,
-    sid: &str,
-    project: &str,
-) -> Result<String, StoreError> {
-    if let Some(owner) = owner(conn, sid)? {
-        return Ok(owner);
-    }
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    tx.prepare_cached(
-        "INSERT INTO session_projects (session_id, project) VALUES (?1, ?2)
-         ON CONFLICT (session_id) DO NOTHING",
-    )?
-    .execute([sid, project])?;
-    let owner = owner(&tx, sid)?.unwrap_or_else(|| project.to_string());
-    tx.commit()?;
-    Ok(owner)
-}
-
 pub(super) fn list_project_sessions(
     conn: &Connection,
     project: &str,
