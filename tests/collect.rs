@@ -114,6 +114,20 @@ impl Server {
         request(self.addr, method, path, &[("Authorization", &auth)], b"").await
     }
 
+    /// `GET /v1/sessions` with an admin token: the project it names and the session ids.
+    async fn listed(&self, token: &str) -> (String, Vec<String>) {
+        let r = self.admin("GET", "/v1/sessions", token).await;
+        assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+        let listing = r.json();
+        let ids = listing["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_string())
+            .collect();
+        (listing["project"].as_str().unwrap().to_string(), ids)
+    }
+
     /// Stops the server gracefully and waits for it.
     async fn stop(mut self) -> tempfile::TempDir {
         self.stop.take().unwrap().send(()).unwrap();
@@ -166,6 +180,23 @@ impl Response {
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Checks that this answer is `status` with an error message containing `message`,
+    /// and returns the message.
+    fn refusal(&self, case: &str, status: u16, message: &str) -> String {
+        assert_eq!(
+            self.status,
+            status,
+            "{case}: {:?}",
+            String::from_utf8_lossy(&self.body)
+        );
+        let error = self.error();
+        assert!(
+            error.contains(message),
+            "{case}: got {error:?}, want it to contain {message:?}"
+        );
+        error
     }
 
     fn json(&self) -> Value {
@@ -679,17 +710,7 @@ async fn hostile_bodies_are_refused_clearly_and_nothing_is_stored() {
         ];
         headers.extend(extra);
         let r = request(server.addr, "POST", "/v1/batches", &headers, &body).await;
-        assert_eq!(
-            r.status,
-            status,
-            "{case}: {:?}",
-            String::from_utf8_lossy(&r.body)
-        );
-        let error = r.error();
-        assert!(
-            error.contains(message),
-            "{case}: got {error:?}, want it to contain {message:?}"
-        );
+        let error = r.refusal(case, status, message);
         assert!(
             error.len() <= 520,
             "{case}: message too long ({} bytes)",
@@ -969,17 +990,7 @@ async fn keys_and_origins_are_checked_before_anything_is_stored() {
         headers.extend(origin.map(|o| ("Origin", o)));
         let path = format!("/v1/batches{query}");
         let r = request(server.addr, "POST", &path, &headers, good.as_bytes()).await;
-        assert_eq!(
-            r.status,
-            status,
-            "{case}: {:?}",
-            String::from_utf8_lossy(&r.body)
-        );
-        let error = r.error();
-        assert!(
-            error.contains(message),
-            "{case}: got {error:?}, want it to contain {message:?}"
-        );
+        r.refusal(case, status, message);
         assert_eq!(
             r.header("access-control-allow-origin"),
             None,
@@ -1098,16 +1109,10 @@ async fn a_session_forgotten_by_another_process_is_claimed_again() {
         .session_project("s-again")
         .unwrap();
     assert_eq!(owner.as_deref(), Some("shop"));
-    let r = server.admin("GET", "/v1/sessions", &f.shop_token).await;
-    assert_eq!(r.status, 200);
-    let listing = r.json();
-    let listed: Vec<&str> = listing["sessions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(listed, ["s-again"]);
+    assert_eq!(
+        server.listed(&f.shop_token).await,
+        ("shop".to_string(), vec!["s-again".to_string()])
+    );
 
     let intruder = batch_json("s-again", 2, T + 60);
     let r = server
@@ -1308,16 +1313,8 @@ async fn admin_endpoints_need_a_token_and_see_only_its_project() {
     );
 
     // Listing: only shop's sessions.
-    let r = server.admin("GET", "/v1/sessions", &f.shop_token).await;
-    assert_eq!(r.status, 200);
-    let listing = r.json();
-    let listed: Vec<&str> = listing["sessions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(listing["project"], "shop");
+    let (project, listed) = server.listed(&f.shop_token).await;
+    assert_eq!(project, "shop");
     assert_eq!(listed, ["s-shop-ann", "s-shop-bob"]);
 
     // Export: NDJSON, the batches as stored.

@@ -662,34 +662,6 @@ fn page_view<'a>(batches: &'a [StoredBatch], path: &str) -> Vec<&'a Value> {
         .collect()
 }
 
-/// Polls the database until `f` accepts what is stored (at most `limit`).
-fn wait_stored<T>(
-    db: &Path,
-    limit: Duration,
-    what: &str,
-    mut f: impl FnMut(&[StoredBatch]) -> Option<T>,
-) -> T {
-    let start = Instant::now();
-    loop {
-        let batches = stored_batches(db);
-        if let Some(v) = f(&batches) {
-            return v;
-        }
-        if start.elapsed() > limit {
-            let summary: Vec<String> = batches
-                .iter()
-                .map(|b| {
-                    let kinds: Vec<&str> =
-                        b.events.iter().filter_map(|e| e["k"].as_str()).collect();
-                    format!("seq {} pv {}: {:?}", b.seq, b.pvid, kinds)
-                })
-                .collect();
-            panic!("{what}: not stored within {limit:?}; stored:\n{summary:#?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn seqs_contiguous(batches: &[StoredBatch]) -> bool {
     batches
         .iter()

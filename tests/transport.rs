@@ -164,27 +164,6 @@ fn wait_flowing_again(db: &Path, up_at: i64) {
     );
 }
 
-/// Polls the database until `f` accepts it (at most `limit`), and returns its answer.
-fn wait_stored<T>(
-    db: &Path,
-    limit: Duration,
-    what: &str,
-    mut f: impl FnMut(&[StoredBatch]) -> Option<T>,
-) -> T {
-    let start = Instant::now();
-    loop {
-        let batches = stored_batches(db);
-        if let Some(v) = f(&batches) {
-            return v;
-        }
-        if start.elapsed() > limit {
-            let seqs: Vec<u64> = batches.iter().map(|b| b.seq).collect();
-            panic!("{what}: not within {limit:?}; stored seqs {seqs:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Seq numbers missing from 0..=max.
 fn gaps(batches: &[StoredBatch]) -> Vec<u64> {
     let have: BTreeSet<u64> = batches.iter().map(|b| b.seq).collect();

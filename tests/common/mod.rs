@@ -656,6 +656,34 @@ pub fn stored_batches(db: &Path) -> Vec<StoredBatch> {
     rows.collect::<Result<_, _>>().unwrap()
 }
 
+/// Polls the database until `f` accepts what is stored (at most `limit`).
+pub fn wait_stored<T>(
+    db: &Path,
+    limit: Duration,
+    what: &str,
+    mut f: impl FnMut(&[StoredBatch]) -> Option<T>,
+) -> T {
+    let start = Instant::now();
+    loop {
+        let batches = stored_batches(db);
+        if let Some(v) = f(&batches) {
+            return v;
+        }
+        if start.elapsed() > limit {
+            let summary: Vec<String> = batches
+                .iter()
+                .map(|b| {
+                    let kinds: Vec<&str> =
+                        b.events.iter().filter_map(|e| e["k"].as_str()).collect();
+                    format!("seq {} pv {}: {:?}", b.seq, b.pvid, kinds)
+                })
+                .collect();
+            panic!("{what}: not stored within {limit:?}; stored:\n{summary:#?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Every byte of every file under `dir` (the database, its -wal and -shm, anything else).
 pub fn all_bytes(dir: &Path) -> Vec<u8> {
     let mut out = Vec::new();
