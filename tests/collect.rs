@@ -55,6 +55,35 @@ impl Server {
         }
     }
 
+    /// An open collector with other limits than the defaults.
+    async fn start_limited(limits: Limits) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("collect.db");
+        let store = SqliteStore::open(&db).unwrap();
+        let options = Options {
+            limits,
+            ..Options::default()
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(understudy::collect::serve_with(
+            listener,
+            store,
+            options,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        Server {
+            addr,
+            db,
+            stop: Some(stop),
+            task,
+            _dir: dir,
+        }
+    }
+
     /// A collector with a projects file (polled every 50 ms), a second store connection
     /// for claims and admin requests, and optional retention. `seed` runs on the database
     /// before the collector opens it.
@@ -773,6 +802,66 @@ async fn oversized_bodies_are_refused_with_413() {
     // Still serving.
     let r = server.post(batch_json("s-after", 0, T).as_bytes()).await;
     assert_eq!(r.status, 200);
+    server.stop().await;
+}
+
+/// Bodies count against a memory budget from the moment they start to arrive: once
+/// connections that declared big bodies (and send them slowly) fill it, a post is answered
+/// 503 with `Retry-After` at once instead of being buffered too. When those bodies are
+/// given up, posts go through again; nothing partial is stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_big_slow_bodies_is_shed_with_503() {
+    let limits = Limits {
+        max_body_bytes: 64 * 1024,
+        max_buffered_bytes: 3 * 64 * 1024,
+        ..Limits::default()
+    };
+    let server = Server::start_limited(limits).await;
+    // Four connections declare a 64 KiB body each and send its first bytes only: three
+    // fit the budget and wait for the rest, the fourth is refused at once.
+    let mut slow = Vec::new();
+    for _ in 0..4 {
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        s.write_all(
+            b"POST /v1/batches HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n\
+              Content-Length: 65536\r\n\r\n{\"v\":1,",
+        )
+        .await
+        .unwrap();
+        slow.push(s);
+    }
+    let answers = futures::future::join_all(slow.iter_mut().map(|s| async {
+        let mut buf = vec![0u8; 4096];
+        match tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await {
+            Ok(Ok(n)) => Some(String::from_utf8_lossy(&buf[..n]).to_lowercase()),
+            _ => None,
+        }
+    }))
+    .await;
+    let refused: Vec<&String> = answers.iter().flatten().collect();
+    assert_eq!(refused.len(), 1, "one refusal: {answers:?}");
+    assert!(refused[0].starts_with("http/1.1 503"), "{}", refused[0]);
+    assert!(refused[0].contains("retry-after: 1\r\n"), "{}", refused[0]);
+    assert!(refused[0].contains("the collector is receiving too much at once; retry later"));
+
+    // The budget is still full: a small post is refused too, and nothing is stored.
+    let r = server.post(batch_json("s-probe", 0, T).as_bytes()).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(
+        r.error(),
+        "the collector is receiving too much at once; retry later"
+    );
+    assert!(server.stored().is_empty());
+
+    drop(slow);
+    let body = batch_json("s-after", 0, T);
+    within_5s("posts go through again", async || {
+        server.post(body.as_bytes()).await.status == 200
+    })
+    .await;
+    let sids: Vec<String> = server.stored().into_iter().map(|(sid, _)| sid).collect();
+    assert_eq!(sids, ["s-after"]);
     server.stop().await;
 }
 

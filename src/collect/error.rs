@@ -38,6 +38,8 @@ const MAX_MESSAGE: usize = 512;
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Seconds the sender should wait before trying again (`Retry-After`), if it should.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -52,7 +54,17 @@ impl ApiError {
             message.truncate(end);
             message.push('…');
         }
-        ApiError { status, message }
+        ApiError {
+            status,
+            message,
+            retry_after: None,
+        }
+    }
+
+    /// The same error, telling the sender to retry after `secs` seconds.
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     /// The store failed: the sender should retry later.
@@ -83,7 +95,13 @@ impl IntoResponse for ApiError {
             tracing::debug!(status = %self.status, error = %self.message, "request rejected");
         }
         let body = axum::Json(serde_json::json!({ "error": self.message }));
-        (self.status, body).into_response()
+        let mut response = (self.status, body).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 

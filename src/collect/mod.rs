@@ -36,8 +36,10 @@
 //!
 //! A request decodes its body and encodes the batch for the store itself: where it arrives
 //! when the JSON is small (nearly always), on a blocking thread when it is big; at most
-//! [`Limits::max_in_flight`] at once, which bounds memory. Storing goes through one writer
-//! thread with group commit, which only runs SQL.
+//! [`Limits::max_in_flight`] at once. Every body, from its first byte until it is stored,
+//! counts against [`Limits::max_buffered_bytes`] (503 with `Retry-After` past it). Both
+//! bound memory. Storing goes through one writer thread with group commit, which only
+//! runs SQL.
 
 use std::future::Future;
 use std::path::Path;
@@ -87,6 +89,11 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// Bodies decoded or awaiting storage at once; more requests wait their turn.
     pub max_in_flight: usize,
+    /// Bytes of request bodies being received, decoded or stored at once, each body
+    /// counted at its declared `Content-Length` (at `max_body_bytes` when it declares
+    /// none). A request that does not fit is answered 503 with `Retry-After` at once, so
+    /// that many connections sending big or slow bodies cannot exhaust memory.
+    pub max_buffered_bytes: usize,
 }
 
 impl Default for Limits {
@@ -96,6 +103,7 @@ impl Default for Limits {
             max_decoded_bytes: 8 << 20,
             body_timeout: Duration::from_secs(30),
             max_in_flight: 32,
+            max_buffered_bytes: 256 << 20,
         }
     }
 }
@@ -107,6 +115,8 @@ pub struct Collector {
     limits: Limits,
     writer: Writer,
     in_flight: Semaphore,
+    /// [`Limits::max_buffered_bytes`], in KiB.
+    buffered: Semaphore,
     access: Option<Arc<Access>>,
     admin: Option<AdminStore>,
 }
@@ -153,10 +163,13 @@ impl Collector {
     ) -> Result<(Arc<Collector>, StoreThread), CollectError> {
         let (writer, thread) = Writer::start(store).map_err(CollectError::Thread)?;
         let in_flight = Semaphore::new(limits.max_in_flight.max(1));
+        // Room for at least one body of the largest size.
+        let buffered = Semaphore::new(kib(limits.max_buffered_bytes.max(limits.max_body_bytes)));
         let collector = Collector {
             limits,
             writer,
             in_flight,
+            buffered,
             access,
             admin,
         };
@@ -419,10 +432,8 @@ async fn post_batch(
             "rate limit of project `{}` exceeded ({} batches/s, burst {}); retry after {secs} s",
             admitted.project, admitted.rate.per_second, admitted.rate.burst
         );
-        let mut response = (
-            [(header::RETRY_AFTER, HeaderValue::from(secs))],
-            ApiError::new(StatusCode::TOO_MANY_REQUESTS, message),
-        )
+        let mut response = ApiError::new(StatusCode::TOO_MANY_REQUESTS, message)
+            .retry_after(secs)
             .into_response();
         admitted.cors(&mut response);
         return response;
@@ -505,6 +516,16 @@ async fn ingest(
         ),
     };
 
+    // Counts this body against the memory budget until it is stored or refused.
+    let size = declared.map_or(limits.max_body_bytes, |n| n as usize);
+    let units = u32::try_from(kib(size).max(1)).unwrap_or(u32::MAX);
+    let _buffered = state.buffered.try_acquire_many(units).map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the collector is receiving too much at once; retry later",
+        )
+        .retry_after(1)
+    })?;
     let bytes = read_body(body, limits, too_large).await?;
 
     // Bounds decoding memory: each permit covers one body, its inflated copy and its batch.
@@ -566,6 +587,11 @@ async fn ingest(
         Err(err) => return Err(ApiError::unavailable(err)),
     };
     Ok(Json(serde_json::json!({ "status": status })))
+}
+
+/// `bytes` in KiB, rounded up.
+fn kib(bytes: usize) -> usize {
+    bytes.div_ceil(1024)
 }
 
 /// Largest JSON text decoded on the async thread that received it (about a millisecond
