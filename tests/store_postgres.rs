@@ -17,7 +17,9 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use store_suite::{batch, vis, Place};
 use understudy::event::Batch;
-use understudy::store::{self, DbSpec, PostgresStore, PutOutcome, SessionStore, StoreError};
+use understudy::store::{
+    self, DbSpec, EncodedBatch, PostgresStore, PutOutcome, SessionStore, StoreError,
+};
 
 const T: i64 = 1_733_300_000_000;
 
@@ -248,6 +250,70 @@ fn concurrent_writers_lose_and_duplicate_nothing() {
         assert_eq!((s.batches, s.events, s.pages), (SEQS, SEQS, 1), "{}", s.id);
         let seqs: Vec<u64> = store
             .session_batches(&s.id)
+            .unwrap()
+            .iter()
+            .map(|b| b.seq)
+            .collect();
+        assert_eq!(seqs, (0..SEQS).collect::<Vec<_>>());
+    }
+}
+
+/// Four connections, each putting every batch of the same new sessions for a project of
+/// its own, at once: each session is claimed by exactly one project, all its batches are
+/// stored once, by that project's writer, and the other projects' copies are refused.
+#[test]
+fn concurrent_projects_claim_each_session_once() {
+    let db = TestDb::new();
+    drop(PostgresStore::open(&db.url).unwrap());
+    const SESSIONS: u64 = 30;
+    const SEQS: u64 = 10;
+    let all: Vec<Batch> = (0..SESSIONS)
+        .flat_map(|s| (0..SEQS).map(move |q| vis(&format!("s-{s}"), q, 1_000 + q as i64)))
+        .collect();
+    let writers: Vec<_> = (0..4u64)
+        .map(|w| {
+            let url = db.url.clone();
+            let mut mine = all.clone();
+            mine.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(w));
+            std::thread::spawn(move || {
+                let project = format!("p{w}");
+                let mut store = PostgresStore::open(&url).unwrap();
+                // sid → (stored, foreign) by this writer.
+                let mut tally = std::collections::BTreeMap::<String, (u64, u64)>::new();
+                for group in mine.chunks(16) {
+                    let encoded: Vec<EncodedBatch> = group
+                        .iter()
+                        .map(|b| EncodedBatch::of(b).unwrap().for_project(&project))
+                        .collect();
+                    for (b, outcome) in group.iter().zip(store.put_encoded(&encoded, 0).unwrap()) {
+                        let t = tally.entry(b.sid.clone()).or_default();
+                        match outcome {
+                            PutOutcome::Stored => t.0 += 1,
+                            PutOutcome::Foreign => t.1 += 1,
+                            PutOutcome::Duplicate => {}
+                        }
+                    }
+                }
+                (project, tally)
+            })
+        })
+        .collect();
+    let tallies: Vec<_> = writers.into_iter().map(|t| t.join().unwrap()).collect();
+    let store = PostgresStore::open(&db.url).unwrap();
+    assert_eq!(store.list_sessions().unwrap().len() as u64, SESSIONS);
+    for s in 0..SESSIONS {
+        let sid = format!("s-{s}");
+        let owner = store.session_project(&sid).unwrap().expect("claimed");
+        for (project, tally) in &tallies {
+            let (stored, foreign) = tally[&sid];
+            if *project == owner {
+                assert_eq!((stored, foreign), (SEQS, 0), "{sid}: owner {project}");
+            } else {
+                assert_eq!((stored, foreign), (0, SEQS), "{sid}: not owner {project}");
+            }
+        }
+        let seqs: Vec<u64> = store
+            .session_batches(&sid)
             .unwrap()
             .iter()
             .map(|b| b.seq)
