@@ -55,15 +55,13 @@ impl Server {
         }
     }
 
-    /// An open collector with other limits than the defaults.
-    async fn start_limited(limits: Limits) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("collect.db");
-        let store = SqliteStore::open(&db).unwrap();
-        let options = Options {
-            limits,
-            ..Options::default()
-        };
+    /// Serves `store` (a connection to `db`, in `dir`) with `options` on a loopback port.
+    async fn serve(
+        dir: tempfile::TempDir,
+        db: PathBuf,
+        store: SqliteStore,
+        options: Options,
+    ) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -84,8 +82,20 @@ impl Server {
         }
     }
 
+    /// An open collector with other limits than the defaults.
+    async fn start_limited(limits: Limits) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("collect.db");
+        let store = SqliteStore::open(&db).unwrap();
+        let options = Options {
+            limits,
+            ..Options::default()
+        };
+        Server::serve(dir, db, store, options).await
+    }
+
     /// A collector with a projects file (polled every 50 ms), a second store connection
-    /// for claims and admin requests, and optional retention. `seed` runs on the database
+    /// for admin requests, and optional retention. `seed` runs on the database
     /// before the collector opens it.
     async fn start_with(
         projects: Option<&Path>,
@@ -103,24 +113,7 @@ impl Server {
             admin_store: Some(Box::new(admin)),
             retain,
         };
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(understudy::collect::serve_with(
-            listener,
-            store,
-            options,
-            async {
-                let _ = stopped.await;
-            },
-        ));
-        Server {
-            addr,
-            db,
-            stop: Some(stop),
-            task,
-            _dir: dir,
-        }
+        Server::serve(dir, db, store, options).await
     }
 
     /// Posts a batch with an ingest key and extra headers.

@@ -200,6 +200,13 @@ fn open_errors_say_what_failed_without_the_password() {
     assert!(stderr.contains("invalid PostgreSQL URL"), "{stderr}");
 }
 
+/// Sessions `s-0` … with `seqs` one-event batches each, in session order.
+fn visibility_batches(sessions: u64, seqs: u64) -> Vec<Batch> {
+    (0..sessions)
+        .flat_map(|s| (0..seqs).map(move |q| vis(&format!("s-{s}"), q, 1_000 + q as i64)))
+        .collect()
+}
+
 /// Four connections store overlapping groups at once (the same sessions, in different
 /// orders, with copies of each other's batches): nothing fails, waits forever, is lost or
 /// is stored twice.
@@ -209,9 +216,7 @@ fn concurrent_writers_lose_and_duplicate_nothing() {
     drop(PostgresStore::open(&db.url).unwrap());
     const SESSIONS: u64 = 40;
     const SEQS: u64 = 25;
-    let all: Vec<Batch> = (0..SESSIONS)
-        .flat_map(|s| (0..SEQS).map(move |q| vis(&format!("s-{s}"), q, 1_000 + q as i64)))
-        .collect();
+    let all = visibility_batches(SESSIONS, SEQS);
     let started = Instant::now();
     let writers: Vec<_> = (0..4u64)
         .map(|w| {
@@ -267,9 +272,7 @@ fn concurrent_projects_claim_each_session_once() {
     drop(PostgresStore::open(&db.url).unwrap());
     const SESSIONS: u64 = 30;
     const SEQS: u64 = 10;
-    let all: Vec<Batch> = (0..SESSIONS)
-        .flat_map(|s| (0..SEQS).map(move |q| vis(&format!("s-{s}"), q, 1_000 + q as i64)))
-        .collect();
+    let all = visibility_batches(SESSIONS, SEQS);
     let writers: Vec<_> = (0..4u64)
         .map(|w| {
             let url = db.url.clone();
