@@ -4,6 +4,8 @@
 //! forgetting a user (bytes gone from every database file), rotation without a restart,
 //! and retention.
 
+mod common;
+
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -170,16 +172,7 @@ impl Server {
 
     /// Every session stored so far, read through a second connection.
     fn stored(&self) -> Vec<(String, Vec<Batch>)> {
-        let store = SqliteStore::open(&self.db).unwrap();
-        store
-            .list_sessions()
-            .unwrap()
-            .into_iter()
-            .map(|s| {
-                let batches = store.session_batches(&s.id).unwrap();
-                (s.id, batches)
-            })
-            .collect()
+        common::stored_sessions(&self.db)
     }
 
     /// The server still answers, and nothing has been stored.

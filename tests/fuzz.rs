@@ -16,8 +16,9 @@
 //! Cases per property: `PROPTEST_CASES` (default 256). Longer runs, e.g.
 //! `PROPTEST_CASES=20000 cargo test --release --test fuzz`.
 
+mod common;
+
 use std::io::Write as _;
-use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -361,20 +362,6 @@ fn ndjson_line() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
-/// Everything a database holds, for "nothing changed".
-fn snapshot(db: &Path) -> Vec<(String, Vec<Batch>)> {
-    let store = SqliteStore::open(db).unwrap();
-    store
-        .list_sessions()
-        .unwrap()
-        .into_iter()
-        .map(|s| {
-            let batches = store.session_batches(&s.id).unwrap();
-            (s.id, batches)
-        })
-        .collect()
-}
-
 proptest! {
     // Each case runs the binary twice; keep the default count modest.
     #![proptest_config(ProptestConfig {
@@ -393,7 +380,7 @@ proptest! {
             .args(["sessions", "import"]).arg(&seed_file).arg("--db").arg(&db)
             .output().unwrap();
         prop_assert!(out.status.success());
-        let before = snapshot(&db);
+        let before = common::stored_sessions(&db);
 
         let mut file = Vec::new();
         for l in &lines {
@@ -426,7 +413,7 @@ proptest! {
         }
         let expect_ok = all_ok && !valid.is_empty();
         prop_assert_eq!(code == Some(0), expect_ok, "exit {:?}: {}", code, stderr);
-        let after = snapshot(&db);
+        let after = common::stored_sessions(&db);
         if expect_ok {
             // Everything imported, first copy of each (sid, seq) wins.
             let mut want: std::collections::BTreeMap<(String, u64), Batch> = before

@@ -285,30 +285,13 @@ fn run(mut store: impl SessionStore, rx: &mpsc::Receiver<Job>, shared: &Shared) 
                 stats.failed_groups += 1;
                 tracing::warn!(error = %err, batches = batches.len(), "group commit failed; storing one by one");
                 for (reply, batch) in replies.drain(..).zip(&batches) {
-                    let _ = reply.send(put_alone(&mut store, batch, now));
+                    let _ = reply.send(store.put_one(batch, now));
                 }
             }
         }
         batches.clear();
     }
     stats.log();
-}
-
-/// Stores one batch in a transaction of its own.
-fn put_alone(
-    store: &mut impl SessionStore,
-    batch: &EncodedBatch,
-    now: i64,
-) -> Result<PutOutcome, StoreError> {
-    let outcomes = store.put_encoded(std::slice::from_ref(batch), now)?;
-    outcomes
-        .first()
-        .copied()
-        .ok_or_else(|| StoreError::Invalid {
-            sid: batch.sid().to_owned(),
-            seq: batch.seq(),
-            reason: "the store reported no outcome".into(),
-        })
 }
 
 /// Wall-clock time in epoch milliseconds.

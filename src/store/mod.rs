@@ -53,17 +53,26 @@ pub trait SessionStore {
         received_at_ms: i64,
     ) -> Result<Vec<PutOutcome>, StoreError>;
 
-    /// Stores one batch; (sid, seq) already present → Ok(PutOutcome::Duplicate), nothing changes.
-    fn put_batch(&mut self, batch: &Batch, received_at_ms: i64) -> Result<PutOutcome, StoreError> {
-        let outcomes = self.put_batches_each(std::slice::from_ref(batch), received_at_ms)?;
+    /// Stores one encoded batch in a transaction of its own, like [`put_encoded`](Self::put_encoded).
+    fn put_one(
+        &mut self,
+        batch: &EncodedBatch,
+        received_at_ms: i64,
+    ) -> Result<PutOutcome, StoreError> {
+        let outcomes = self.put_encoded(std::slice::from_ref(batch), received_at_ms)?;
         outcomes
             .first()
             .copied()
             .ok_or_else(|| StoreError::Invalid {
                 sid: batch.sid.clone(),
-                seq: batch.seq,
+                seq: batch.seq(),
                 reason: "the store reported no outcome".into(),
             })
+    }
+
+    /// Stores one batch; (sid, seq) already present → Ok(PutOutcome::Duplicate), nothing changes.
+    fn put_batch(&mut self, batch: &Batch, received_at_ms: i64) -> Result<PutOutcome, StoreError> {
+        self.put_one(&EncodedBatch::of(batch)?, received_at_ms)
     }
 
     /// Stores many batches in one transaction: all or nothing.
@@ -183,6 +192,14 @@ impl<S: SessionStore + ?Sized> SessionStore for Box<S> {
         received_at_ms: i64,
     ) -> Result<Vec<PutOutcome>, StoreError> {
         (**self).put_encoded(batches, received_at_ms)
+    }
+
+    fn put_one(
+        &mut self,
+        batch: &EncodedBatch,
+        received_at_ms: i64,
+    ) -> Result<PutOutcome, StoreError> {
+        (**self).put_one(batch, received_at_ms)
     }
 
     fn put_batch(&mut self, batch: &Batch, received_at_ms: i64) -> Result<PutOutcome, StoreError> {

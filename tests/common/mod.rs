@@ -684,6 +684,22 @@ pub fn wait_stored<T>(
     }
 }
 
+/// Every session in the SQLite file `db` with its batches, through the store's own
+/// reader (a second connection).
+pub fn stored_sessions(db: &Path) -> Vec<(String, Vec<understudy::event::Batch>)> {
+    use understudy::store::SessionStore;
+    let store = understudy::store::SqliteStore::open(db).unwrap();
+    store
+        .list_sessions()
+        .unwrap()
+        .into_iter()
+        .map(|s| {
+            let batches = store.session_batches(&s.id).unwrap();
+            (s.id, batches)
+        })
+        .collect()
+}
+
 /// Every byte of every file under `dir` (the database, its -wal and -shm, anything else).
 pub fn all_bytes(dir: &Path) -> Vec<u8> {
     let mut out = Vec::new();

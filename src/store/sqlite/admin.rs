@@ -406,6 +406,14 @@ mod tests {
     }
 
     /// Canaries in the database file and its `-wal` file (if any).
+    fn assert_no_canaries(path: &Path) {
+        assert_eq!(
+            canaries(path),
+            0,
+            "deleted bytes left in the db or -wal file"
+        );
+    }
+
     fn canaries(path: &Path) -> usize {
         let wal = PathBuf::from(format!("{}-wal", path.display()));
         [path.to_path_buf(), wal]
@@ -465,11 +473,7 @@ mod tests {
         let took = started.elapsed();
         let _reader = held.join().unwrap();
         assert_eq!(report.sessions, 1);
-        assert_eq!(
-            canaries(&path),
-            0,
-            "deleted bytes left in the db or -wal file"
-        );
+        assert_no_canaries(&path);
         assert!(took >= Duration::from_millis(250), "{took:?}");
         assert_eq!(busy_timeout_ms(&store), 20, "busy timeout not restored");
         assert_eq!(store.list_sessions().unwrap().len(), 20);
@@ -484,11 +488,7 @@ mod tests {
         let report = store.forget_user("CANARY-user-5d1e", None).unwrap();
         let _reader = held.join().unwrap();
         assert_eq!(report.sessions, 1);
-        assert_eq!(
-            canaries(&path),
-            0,
-            "deleted bytes left in the db or -wal file"
-        );
+        assert_no_canaries(&path);
     }
 
     /// A reader that outlasts the bound: the rows are deleted, but forget says that copies
@@ -547,11 +547,7 @@ mod tests {
         held.execute_batch("COMMIT").unwrap();
         let report = store.forget_user("CANARY-user-5d1e", None).unwrap();
         assert_eq!(report.sessions, 0);
-        assert_eq!(
-            canaries(&path),
-            0,
-            "deleted bytes left in the db or -wal file"
-        );
+        assert_no_canaries(&path);
         assert_eq!(store.list_sessions().unwrap().len(), 20);
     }
 
@@ -569,11 +565,7 @@ mod tests {
         drop(held);
         let report = store.prune_sessions(T + 1).unwrap();
         assert_eq!(report.sessions, 0);
-        assert_eq!(
-            canaries(&path),
-            0,
-            "deleted bytes left in the db or -wal file"
-        );
+        assert_no_canaries(&path);
     }
 
     /// When nothing is deleted and the WAL still cannot be emptied, the error says that
